@@ -1,0 +1,48 @@
+# Coach: `make run` serves the coach with embedded defaults; `make test` runs every test.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench system-deps install clean openapi
+
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
+	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
+	@test -x $(BIN)/python || uv venv --quiet --python $(PY) $(VENV)
+	uv pip install --quiet --python $(BIN)/python -r requirements-dev.lock
+	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# redis-server for integration tests; Debian's Chromium for browser tests.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: $(STAMP)
+	COACH_ALLOW_DRAFT_TEMPLATES=$${COACH_ALLOW_DRAFT_TEMPLATES:-true} $(BIN)/coach serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check coach safety tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check coach safety tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/run.py
+
+openapi: $(STAMP)
+	$(BIN)/coach openapi -o docs/openapi.json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts
