@@ -1,0 +1,97 @@
+"""The 30-day challenge: progress, the day's two activities, completing a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from coach import challenge
+from coach.api.problems import Problem
+from coach.api.schemas import ChallengeChoice, ChallengeDayOut, ChallengeOut
+from coach.catalog import Catalog
+from coach.records import ChallengeProgress, Couple
+from coach.store import Store
+
+Today = Callable[[], dt.date]
+
+
+def challenge_out(progress: ChallengeProgress, catalog: Catalog, today: dt.date) -> ChallengeOut:
+    st = challenge.state(progress, today)
+    phase, phase_title, emotional, physical = challenge.activities(catalog, st.day)
+    return ChallengeOut(
+        started_on=progress.started_on,
+        day=st.day,
+        finished=st.finished,
+        completed_days=st.completed_days,
+        streak=st.streak,
+        missed_days=st.missed_days,
+        choices=dict(progress.completed),
+        done_today=st.done_today,
+        today=ChallengeDayOut(
+            day=st.day, phase=phase, phase_title=phase_title, emotional=emotional, physical=physical
+        ),
+    )
+
+
+class ChallengeController(Controller):
+    path = "/v1/challenge"
+    tags = ["challenge"]
+    security = [{"bearer": []}]
+
+    @post("/", summary="Start the 30-day challenge (returns the progress if already started)")
+    async def start(
+        self,
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        catalog: NamedDependency[Catalog],
+        today: NamedDependency[Today],
+    ) -> Response[ChallengeOut]:
+        progress = await store.get_challenge(couple.id)
+        status = HTTP_200_OK
+        if progress is None:
+            progress = challenge.start(couple.id, today())
+            await store.save_challenge(progress)
+            status = HTTP_201_CREATED
+        return Response(challenge_out(progress, catalog, today()), status_code=status)
+
+    @get("/", summary="Progress: day, choices, streak, missed days, today's activities")
+    async def show(
+        self,
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        catalog: NamedDependency[Catalog],
+        today: NamedDependency[Today],
+    ) -> ChallengeOut:
+        progress = await store.get_challenge(couple.id)
+        if progress is None:
+            raise Problem("not-found", "The challenge has not been started.")
+        return challenge_out(progress, catalog, today())
+
+    @post("/days/{day:int}", status_code=HTTP_200_OK, summary="Complete a day with a choice")
+    async def complete(
+        self,
+        day: FromPath[int],
+        data: JSONBody[ChallengeChoice],
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        catalog: NamedDependency[Catalog],
+        today: NamedDependency[Today],
+    ) -> ChallengeOut:
+        progress = await store.get_challenge(couple.id)
+        if progress is None:
+            raise Problem("not-found", "The challenge has not been started.")
+        try:
+            challenge.complete(progress, day, data.choice, today())
+        except challenge.AlreadyDoneToday:
+            raise Problem("conflict", "Today's activity is already done; come back tomorrow.") from None
+        except challenge.ChallengeFinished:
+            raise Problem("conflict", "All 30 days are done.") from None
+        except challenge.WrongDay as exc:
+            raise Problem("conflict", f"Today is day {exc.expected}.", day=exc.expected) from None
+        await store.save_challenge(progress)
+        return challenge_out(progress, catalog, today())

@@ -1,0 +1,144 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), one stable type each.
+
+Every kind is listed in ``PROBLEMS`` and documented in docs/errors.md; the ``type`` is a
+relative URI, ``/problems/<slug>``, stable across releases.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = logging.getLogger("coach.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+PROBLEMS: dict[str, tuple[int, str]] = {
+    "bad-request": (400, "The request could not be read"),
+    "unauthorized": (401, "A valid partner token is needed"),
+    "forbidden": (403, "Not allowed"),
+    "not-found": (404, "Not found"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "conflict": (409, "Conflict"),
+    "turn-in-progress": (409, "Another message of yours is still being answered"),
+    "session-paused": (409, "This exercise is paused"),
+    "session-completed": (409, "This exercise is complete"),
+    "idempotency-in-progress": (
+        409,
+        "The first request with this Idempotency-Key is still running",
+    ),
+    "idempotency-key-reused": (422, "This Idempotency-Key was used with a different request"),
+    "payload-too-large": (413, "The request body is too large"),
+    "unsupported-media-type": (415, "Send the body as application/json"),
+    "validation": (422, "The request body is not valid"),
+    "message-empty": (422, "The message is empty"),
+    "message-too-long": (422, "The message is too long"),
+    "rate-limited": (429, "Too many requests"),
+    "safety-unavailable": (503, "The safety check is unavailable; nothing was shared"),
+    "store-unavailable": (503, "The store is unavailable; try again shortly"),
+    "internal": (500, "Something went wrong on our side"),
+}
+
+_BY_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
+    503: "store-unavailable",
+}
+
+
+class Problem(HTTPException):
+    """An error with a stable problem type; ``extra`` becomes extension members."""
+
+    def __init__(
+        self,
+        slug: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        status, title = PROBLEMS[slug]
+        super().__init__(detail=detail or title, status_code=status, headers=headers)
+        self.slug = slug
+        self.title = title
+        self.extra_members = extra
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    path = request.url.path
+    if isinstance(exc, Problem):
+        return problem_response(
+            exc.status_code,
+            exc.slug,
+            exc.title,
+            exc.detail,
+            path,
+            exc.headers,
+            **exc.extra_members,
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        status, title = PROBLEMS["bad-request"]
+        return problem_response(status, "bad-request", title, "The body is not valid UTF-8.", path)
+    if isinstance(exc, ValidationException):
+        errors = exc.extra if isinstance(exc.extra, list) else None
+        detail = exc.detail
+        slug = "validation"
+        if "decode" in detail.lower() or ("json" in detail.lower() and not errors):
+            slug = "bad-request"
+        status, title = PROBLEMS[slug]
+        extra: dict[str, Any] = {"errors": errors} if errors else {}
+        return problem_response(status, slug, title, detail, path, **extra)
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        slug = _BY_STATUS.get(status, "bad-request" if status < 500 else "internal")
+        title = PROBLEMS[slug][1]
+        detail = exc.detail if not isinstance(exc, NotFoundException) else "Not found"
+        return problem_response(status, slug, title, detail, path, exc.headers)
+    if _is_redis_error(exc):
+        log.warning("store unavailable: %s", type(exc).__name__)
+        status, title = PROBLEMS["store-unavailable"]
+        return problem_response(status, "store-unavailable", title, title, path, {"Retry-After": "2"})
+    log.exception("unhandled error on %s", path)
+    status, title = PROBLEMS["internal"]
+    return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal", title, title, path)
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
+
+
+__all__ = ["PROBLEMS", "PROBLEM_JSON", "MediaType", "Problem", "handle_exception"]

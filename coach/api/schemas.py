@@ -1,0 +1,189 @@
+"""Request and response bodies of the /v1 API (msgspec Structs, so OpenAPI is exact)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Country = Annotated[str, Meta(pattern=r"^[A-Za-z]{2}$|^INTL$", examples=["US", "GB"])]
+DisplayName = Annotated[str, Meta(min_length=1, max_length=60)]
+
+
+class CreateCouple(msgspec.Struct, forbid_unknown_fields=True):
+    display_name: DisplayName | None = None
+    country: Country | None = None
+
+
+class JoinCouple(msgspec.Struct, forbid_unknown_fields=True):
+    invite_code: Annotated[str, Meta(min_length=4, max_length=32)]
+    display_name: DisplayName | None = None
+
+
+class CoupleCreated(msgspec.Struct):
+    couple_id: str
+    partner_id: str
+    token: str
+    invite_code: str
+
+
+class CoupleJoined(msgspec.Struct):
+    couple_id: str
+    partner_id: str
+    token: str
+
+
+class StepOut(msgspec.Struct):
+    id: str
+    number: int
+    title: str
+    invite: str
+    advance: Literal["each", "any"]
+
+
+class ExerciseOut(msgspec.Struct):
+    id: str
+    title: str
+    summary: str
+    mode: Literal["solo", "together"]
+    duration: str
+    cadence: str
+    steps: list[StepOut]
+
+
+class ExerciseList(msgspec.Struct):
+    exercises: list[ExerciseOut]
+
+
+class StartSession(msgspec.Struct, forbid_unknown_fields=True):
+    exercise_id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class SessionOut(msgspec.Struct):
+    session_id: str
+    exercise_id: str
+    mode: Literal["solo", "together"]
+    status: Literal["active", "paused", "completed"]
+    step: StepOut
+    step_count: int
+    day: int | None
+    created_at: float
+
+
+class SessionList(msgspec.Struct):
+    sessions: list[SessionOut]
+
+
+class PostMessage(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+
+
+class TemplateOut(msgspec.Struct):
+    id: str
+    version: str
+
+
+class ResourceOut(msgspec.Struct, omit_defaults=True):
+    name: str
+    kind: str
+    phone: str | None = None
+    sms: str | None = None
+    url: str | None = None
+    hours: str | None = None
+    note: str | None = None
+    source: str | None = None
+
+
+class SafetyOut(msgspec.Struct):
+    severity: Literal["none", "concern", "risk", "danger"]
+    categories: list[str]
+    resources: list[ResourceOut]
+    policy_version: str
+
+
+class MessageOut(msgspec.Struct, omit_defaults=True):
+    id: str
+    seq: int
+    kind: Literal["message", "reply", "notice"]
+    author: Literal["partner", "coach"]
+    text: str
+    created_at: float
+    step_id: str
+    private: bool
+    partner_id: str | None = None
+    display_name: str | None = None
+    mine: bool = False
+    template: TemplateOut | None = None
+    model: str | None = None
+    safety: SafetyOut | None = None
+    fallback: bool = False
+    replaced: bool = False
+    draft: bool = False
+    in_reply_to: str | None = None
+
+
+class PostResult(msgspec.Struct):
+    message: MessageOut
+    reply: MessageOut
+    session: SessionOut
+
+
+class MessageList(msgspec.Struct):
+    messages: list[MessageOut]
+    last_event_id: str
+    next_cursor: int | None = None
+
+
+class RewriteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+    style: Literal["i-statement"] = "i-statement"
+
+
+class RewriteParts(msgspec.Struct):
+    feeling: str
+    situation: str
+    need: str
+    request: str
+
+
+class RewriteOut(msgspec.Struct):
+    rewrite: str | None  # None when the text describes harm: ``help`` answers instead
+    parts: RewriteParts | None
+    model: str
+    template: TemplateOut
+    safety: SafetyOut
+    offline: bool
+    draft: bool = False
+    help: str | None = None
+
+
+class ChallengeChoice(msgspec.Struct, forbid_unknown_fields=True):
+    choice: Literal["emotional", "physical"]
+
+
+class ChallengeDayOut(msgspec.Struct):
+    day: int
+    phase: int
+    phase_title: str
+    emotional: str
+    physical: str
+
+
+class ChallengeOut(msgspec.Struct):
+    started_on: str
+    day: int
+    finished: bool
+    completed_days: int
+    streak: int
+    missed_days: int
+    choices: dict[str, str]
+    today: ChallengeDayOut
+    done_today: bool
+
+
+class Health(msgspec.Struct):
+    status: str
+    store: str | None = None
+    model: str | None = None
+    breaker: str | None = None

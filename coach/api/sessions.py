@@ -1,0 +1,324 @@
+"""Sessions: start an exercise, post messages (JSON or SSE), read the transcript, live events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_201_CREATED
+
+from coach.api.idempotency import idempotent
+from coach.api.problems import Problem
+from coach.api.schemas import (
+    MessageList,
+    MessageOut,
+    PostMessage,
+    PostResult,
+    SessionList,
+    SessionOut,
+    StartSession,
+)
+from coach.api.views import can_see, message_out, safety_out, session_out
+from coach.catalog import Catalog
+from coach.conversation import (
+    Coach,
+    Pending,
+    SafetyUnavailable,
+    SessionCompleted,
+    SessionPaused,
+    TurnResult,
+)
+from coach.records import Couple, Partner, Session
+from coach.settings import Settings
+from coach.store import Store
+
+SessionId = Annotated[str, PathParameter(description="The session id", max_length=64)]
+
+
+async def names_of(store: NamedDependency[Store], couple: NamedDependency[Couple]) -> dict[str, str | None]:
+    names: dict[str, str | None] = {}
+    for pid in couple.partner_ids:
+        partner = await store.get_partner(pid)
+        names[pid] = partner.display_name if partner else None
+    return names
+
+
+async def session_for(
+    store: NamedDependency[Store], session_id: str, partner: NamedDependency[Partner]
+) -> Session:
+    """The session, if this partner may see it; otherwise 404 (never reveals existence)."""
+    session = await store.get_session(session_id)
+    if session is None or session.couple_id != partner.couple_id or not session.visible_for(partner.id):
+        raise Problem("not-found", "No such session.")
+    return session
+
+
+def check_text(text: str, settings: Settings) -> str:
+    if not text.strip():
+        raise Problem("message-empty", "Write something before sending.")
+    if len(text) > settings.max_message_chars:
+        raise Problem(
+            "message-too-long",
+            f"A message may be at most {settings.max_message_chars} characters.",
+            limit=settings.max_message_chars,
+            length=len(text),
+        )
+    return text.strip()
+
+
+def result_out(result: TurnResult, viewer: str, names: dict[str, str | None], catalog: Catalog) -> PostResult:
+    message = message_out(result.message, viewer, names)
+    reply = message_out(result.reply, viewer, names)
+    if result.message.safety is not None:
+        # The author sees the verdict on their own message, with its resources.
+        reply.safety = safety_out(result.message.safety)
+    exercise = catalog.exercises[result.session.exercise_id]
+    return PostResult(message=message, reply=reply, session=session_out(result.session, exercise))
+
+
+def wants_stream(request: Request[Any, Any, Any]) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+class SessionController(Controller):
+    path = "/v1/sessions"
+    tags = ["sessions"]
+    security = [{"bearer": []}]
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Start an exercise")
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[StartSession],
+        partner: NamedDependency[Partner],
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        coach: NamedDependency[Coach],
+        catalog: NamedDependency[Catalog],
+    ) -> Response[bytes]:
+        exercise = coach.servable_exercises().get(data.exercise_id)
+        if exercise is None:
+            raise Problem("not-found", f"No exercise {data.exercise_id!r}.")
+
+        async def run() -> tuple[int, SessionOut]:
+            session = await coach.start_session(partner, couple, exercise)
+            return 201, session_out(session, exercise)
+
+        return await idempotent(request, store, partner.id, run)
+
+    @get("/", summary="This partner's sessions, newest first")
+    async def list_sessions(
+        self,
+        partner: NamedDependency[Partner],
+        store: NamedDependency[Store],
+        catalog: NamedDependency[Catalog],
+    ) -> SessionList:
+        sessions = await store.list_sessions(partner.couple_id)
+        return SessionList(
+            sessions=[
+                session_out(s, catalog.exercises[s.exercise_id])
+                for s in sessions
+                if s.visible_for(partner.id) and s.exercise_id in catalog.exercises
+            ]
+        )
+
+    @get("/{session_id:str}", summary="One session: its exercise, step and status")
+    async def show(
+        self,
+        session_id: SessionId,
+        partner: NamedDependency[Partner],
+        store: NamedDependency[Store],
+        catalog: NamedDependency[Catalog],
+    ) -> SessionOut:
+        session = await session_for(store, session_id, partner)
+        return session_out(session, catalog.exercises[session.exercise_id])
+
+    @post(
+        "/{session_id:str}/messages",
+        status_code=HTTP_201_CREATED,
+        summary="Send a message; the coach replies (JSON, or SSE with Accept: text/event-stream)",
+        response_description="The message and the coach's reply",
+    )
+    async def post_message(
+        self,
+        request: Request[Any, Any, Any],
+        session_id: SessionId,
+        data: JSONBody[PostMessage],
+        partner: NamedDependency[Partner],
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        coach: NamedDependency[Coach],
+        catalog: NamedDependency[Catalog],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any]:
+        text = check_text(data.text, settings)
+        await session_for(store, session_id, partner)
+        names = await names_of(store, couple)
+        if wants_stream(request):
+            return await self._stream(
+                request, session_id, text, partner, couple, store, coach, catalog, settings, names
+            )
+
+        async def run() -> tuple[int, PostResult]:
+            result = await self._turn(session_id, text, partner, couple, store, coach, settings)
+            return 201, result_out(result, partner.id, names, catalog)
+
+        return await idempotent(request, store, partner.id, run)
+
+    @staticmethod
+    async def _claim(
+        store: NamedDependency[Store],
+        partner: NamedDependency[Partner],
+        settings: NamedDependency[Settings],
+    ) -> None:
+        if not await store.claim_turn(partner.id, int(settings.turn_deadline) + 15):
+            raise Problem("turn-in-progress", headers={"Retry-After": "1"})
+
+    async def _turn(
+        self,
+        session_id: str,
+        text: str,
+        partner: Partner,
+        couple: Couple,
+        store: Store,
+        coach: Coach,
+        settings: Settings,
+    ) -> TurnResult:
+        await self._claim(store, partner, settings)
+        try:
+            return await coach.post(session_id, partner, couple, text)
+        except SessionPaused:
+            raise Problem("session-paused", "This exercise is paused for now.") from None
+        except SessionCompleted:
+            raise Problem("session-completed", "Start the exercise again for a new round.") from None
+        except SafetyUnavailable:
+            raise Problem("safety-unavailable", headers={"Retry-After": "5"}) from None
+        finally:
+            await store.release_turn(partner.id)
+
+    async def _stream(
+        self,
+        request: Request[Any, Any, Any],
+        session_id: str,
+        text: str,
+        partner: Partner,
+        couple: Couple,
+        store: Store,
+        coach: Coach,
+        catalog: Catalog,
+        settings: Settings,
+        names: dict[str, str | None],
+    ) -> Response[Any]:
+        await self._claim(store, partner, settings)
+        try:
+            accepted = await coach.accept(session_id, partner, couple, text)
+        except BaseException as exc:
+            await store.release_turn(partner.id)
+            if isinstance(exc, SessionPaused):
+                raise Problem("session-paused", "This exercise is paused for now.") from None
+            if isinstance(exc, SessionCompleted):
+                raise Problem("session-completed") from None
+            if isinstance(exc, SafetyUnavailable):
+                raise Problem("safety-unavailable", headers={"Retry-After": "5"}) from None
+            raise
+
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            n = 0
+
+            def event(kind: str, payload: Any) -> ServerSentEventMessage:
+                nonlocal n
+                n += 1
+                return ServerSentEventMessage(data=msgspec.json.encode(payload).decode(), event=kind, id=n)
+
+            try:
+                message = accepted.message
+                yield event("message", message_out(message, partner.id, names))
+                if message.safety is not None:
+                    yield event("safety", safety_out(message.safety))
+                if isinstance(accepted, TurnResult):
+                    yield event("delta", {"text": accepted.reply.text})
+                    yield event("done", result_out(accepted, partner.id, names, catalog))
+                    return
+                assert isinstance(accepted, Pending)
+                async for kind, payload in coach.stream(accepted):
+                    if kind == "done":
+                        yield event("done", result_out(payload["result"], partner.id, names, catalog))
+                    else:
+                        yield event(kind, payload)
+            finally:
+                await store.release_turn(partner.id)
+
+        return ServerSentEvent(
+            events(),
+            status_code=HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @get("/{session_id:str}/messages", summary="The transcript this partner may see")
+    async def transcript(
+        self,
+        session_id: SessionId,
+        partner: NamedDependency[Partner],
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        after: Annotated[int, QueryParameter(ge=0, description="Only messages with seq > after")] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 100,
+    ) -> MessageList:
+        session = await session_for(store, session_id, partner)
+        last_event = await store.last_event_id(session.id)
+        names = await names_of(store, couple)
+        visible = [t for t in await store.list_turns(session.id) if can_see(t, partner.id) and t.seq > after]
+        page = visible[:limit]
+        next_cursor = page[-1].seq if len(visible) > limit else None
+        return MessageList(
+            messages=[message_out(t, partner.id, names) for t in page],
+            last_event_id=last_event,
+            next_cursor=next_cursor,
+        )
+
+    @get("/{session_id:str}/events", summary="Live: messages and coach replies (SSE)")
+    async def live(
+        self,
+        request: Request[Any, Any, Any],
+        session_id: SessionId,
+        partner: NamedDependency[Partner],
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        settings: NamedDependency[Settings],
+        last_event_id: Annotated[
+            str | None, HeaderParameter(name="Last-Event-ID", required=False, max_length=64)
+        ] = None,
+    ) -> ServerSentEvent:
+        session = await session_for(store, session_id, partner)
+        start = last_event_id or await store.last_event_id(session.id)
+        block_ms = int(settings.heartbeat_seconds * 1000)
+
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            last = start
+            names = await names_of(store, couple)
+            yield ServerSentEventMessage(comment="connected", retry=2000)
+            while True:
+                batch = await store.read_events(session.id, last, block_ms=block_ms)
+                if not batch:
+                    yield ServerSentEventMessage(comment="heartbeat")
+                    continue
+                for event_id, turn, visible_to in batch:
+                    last = event_id
+                    if visible_to and visible_to != partner.id:
+                        continue
+                    if turn.author not in names and turn.author != "coach":
+                        names = await names_of(store, couple)
+                    view = message_out(turn, partner.id, names)
+                    yield ServerSentEventMessage(
+                        data=msgspec.json.encode(view).decode(), event=turn.kind, id=event_id
+                    )
+
+        return ServerSentEvent(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+__all__ = ["MessageOut", "SessionController"]

@@ -1,0 +1,180 @@
+"""create_app(settings) -> Litestar. All wiring lives here, and nothing else does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Server
+
+from coach import __version__
+from coach.api.auth import current_couple, current_partner
+from coach.api.challenge import ChallengeController
+from coach.api.couples import CoupleController
+from coach.api.exercises import ExerciseController
+from coach.api.health import healthz, readyz
+from coach.api.me import MeController
+from coach.api.problems import handle_exception
+from coach.api.ratelimit import RateLimiter
+from coach.api.rewrite import rewrite
+from coach.api.sessions import SessionController
+from coach.approvals import ApprovalGate, load_approvals
+from coach.catalog import load_catalog
+from coach.conversation import Coach
+from coach.logs import configure
+from coach.model import CircuitBreaker, ModelClient, OpenAIClient, ResilientClient
+from coach.settings import Settings
+from coach.store import Store
+
+log = logging.getLogger("coach.app")
+
+
+def make_redis(settings: Settings) -> aioredis.Redis:
+    if settings.redis_url:
+        return aioredis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=None,
+            health_check_interval=15,
+            retry_on_timeout=False,
+        )
+    import fakeredis
+
+    log.warning("COACH_REDIS_URL is not set: using an in-process store; nothing is persisted")
+    redis: aioredis.Redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    return redis
+
+
+def make_model(settings: Settings) -> ModelClient | None:
+    if not settings.model_configured:
+        log.warning("no model API configured: the offline client answers with scripted lines")
+        return None
+    return OpenAIClient(
+        base_url=settings.model_base_url,
+        api_key=settings.model_api_key,
+        model=settings.model,
+        request_timeout=settings.model_timeout,
+        breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset),
+        max_connections=settings.model_max_connections,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis: aioredis.Redis | None = None,
+    model: ModelClient | None = None,
+    today: Callable[[], dt.date] | None = None,
+) -> Litestar:
+    settings = settings or Settings.from_env()
+    configure(settings.log_level)
+    redis = redis if redis is not None else make_redis(settings)
+    store = Store(redis, retention_seconds=settings.retention_days * 86400)
+    catalog = load_catalog(settings.prompts_dir)
+    gate = ApprovalGate(load_approvals(settings.prompts_dir), allow_drafts=settings.allow_draft_templates)
+    client = ResilientClient(model if model is not None else make_model(settings))
+    coach = Coach(
+        store=store,
+        catalog=catalog,
+        model=client,
+        turn_deadline=settings.turn_deadline,
+        history_turns=settings.history_turns,
+        gate=gate,
+    )
+    clock = today or (lambda: dt.datetime.now(dt.UTC).date())
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+            await redis.aclose()
+
+    def const(value: Any) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
+    openapi = OpenAPIConfig(
+        title="Coach API",
+        version=__version__,
+        description=(
+            "A conversation coach for couples. Errors are application/problem+json "
+            "(RFC 9457); see docs/errors.md for every problem type."
+        ),
+        servers=[Server(url="/")],
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", description="The partner token from /v1/couples"
+                )
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[
+            CoupleController,
+            ExerciseController,
+            SessionController,
+            ChallengeController,
+            MeController,
+            rewrite,
+            healthz,
+            readyz,
+        ],
+        dependencies={
+            "settings": const(settings),
+            "store": const(store),
+            "catalog": const(catalog),
+            "coach": const(coach),
+            "model": const(client),
+            "today": const(clock),
+            "partner": Provide(current_partner),
+            "couple": Provide(current_couple),
+        },
+        exception_handlers={Exception: handle_exception},
+        openapi_config=openapi,
+        cors_config=CORSConfig(
+            allow_origins=list(settings.widget_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "last-event-id",
+                "if-none-match",
+            ],
+            expose_headers=[
+                "etag",
+                "retry-after",
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+                "idempotent-replayed",
+            ],
+            max_age=600,
+        ),
+        middleware=[
+            DefineMiddleware(
+                RateLimiter,
+                store=store,
+                per_token=settings.rate_limit_per_minute,
+                per_ip=settings.ip_rate_limit_per_minute,
+            ),
+        ],
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

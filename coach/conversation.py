@@ -1,0 +1,549 @@
+"""One turn: scan in -> render -> model -> scan out -> persist -> publish.
+
+Every inbound message is scanned before any model call; at risk or danger the model is
+not asked to coach, the author privately gets a counselor-approved help message, and a
+joint exercise pauses for both partners without telling the other why. Every model
+reply is scanned (streamed replies sentence by sentence, before a sentence is shown)
+and an unsafe reply is replaced by the step's approved scripted line. If scanning
+fails, nothing unscanned is shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import msgspec
+
+from coach.approvals import ApprovalGate
+from coach.catalog import Catalog, Exercise
+from coach.helpmessages import concern_notice, help_message, paused_notice, safety_info
+from coach.model import (
+    OFFLINE_MODEL,
+    ChatMessage,
+    ModelRequest,
+    ModelUnavailable,
+    ResilientClient,
+    StreamBroken,
+)
+from coach.records import COACH, Couple, Partner, SafetyInfo, Session, TemplateRef, Turn
+from coach.sentences import SentenceBuffer
+from coach.store import Store, new_id
+from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, scan
+
+log = logging.getLogger("coach.turn")
+
+
+class SessionPaused(Exception):
+    """The joint exercise is paused; the other partner is not told why."""
+
+
+class SessionCompleted(Exception):
+    """Every step of the exercise is done."""
+
+
+class SafetyUnavailable(Exception):
+    """The safety check failed: nothing unscanned may be shown."""
+
+
+class TurnResult(msgspec.Struct, kw_only=True):
+    session: Session
+    message: Turn
+    reply: Turn
+
+
+class Pending(msgspec.Struct, kw_only=True):
+    """A safe message, persisted and published, waiting for the coach's reply."""
+
+    session: Session
+    message: Turn
+    request: ModelRequest
+    template: TemplateRef
+    step_id: str
+    draft: bool
+    reply_to: str | None  # None: everyone in the session
+    after_disclosure: bool
+    country: str
+    started: float
+
+
+StreamEvent = tuple[Literal["message", "delta", "replace", "error", "done"], dict[str, Any]]
+
+
+def _verdict_info(verdict: Verdict) -> SafetyInfo:
+    return SafetyInfo(
+        severity=verdict.severity.value,
+        categories=list(verdict.categories),
+        resources=[],
+        policy_version=verdict.policy_version,
+    )
+
+
+class Coach:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Catalog,
+        model: ResilientClient,
+        turn_deadline: float,
+        history_turns: int,
+        gate: ApprovalGate,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.model = model
+        self.turn_deadline = turn_deadline
+        self.history_turns = history_turns
+        self.gate = gate
+
+    # -- sessions -------------------------------------------------------------------
+    async def start_session(self, partner: Partner, couple: Couple, exercise: Exercise) -> Session:
+        now = time.time()
+        day = None
+        if exercise.id == "thirty-day-challenge":
+            progress = await self.store.get_challenge(couple.id)
+            day = min(30, len(progress.completed) + 1) if progress else 1
+        session = Session(
+            id=new_id("ses"),
+            couple_id=couple.id,
+            exercise_id=exercise.id,
+            created_by=partner.id,
+            mode=exercise.mode,
+            day=day,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create_session(session)
+        return session
+
+    def servable_exercises(self) -> dict[str, Exercise]:
+        return self.gate.servable_exercises(self.catalog)
+
+    def exercise_of(self, session: Session) -> Exercise:
+        return self.catalog.exercises[session.exercise_id]
+
+    # -- the safety check -------------------------------------------------------------
+    @staticmethod
+    def scan_inbound(text: str, country: str) -> Verdict:
+        try:
+            return scan(text, ScanContext(source="message", country=country))
+        except Exception as exc:  # fail closed
+            raise SafetyUnavailable("the safety check failed") from exc
+
+    @staticmethod
+    def scan_reply(text: str, *, after_disclosure: bool) -> Verdict | None:
+        """The reply's verdict, or None when the check itself failed (fail closed)."""
+        try:
+            return scan(text, ScanContext(source="reply", after_disclosure=after_disclosure))
+        except Exception:
+            log.exception("reply safety check failed; the reply is replaced")
+            return None
+
+    # -- accepting a message ----------------------------------------------------------
+    async def accept(
+        self, session_id: str, partner: Partner, couple: Couple, text: str
+    ) -> TurnResult | Pending:
+        """Scan and persist the partner's message. A disclosure is answered here and now
+        (privately); a safe message comes back as ``Pending`` for the model."""
+        started = time.monotonic()
+        verdict = self.scan_inbound(text, couple.country)
+        message_id = new_id("msg")
+        captured: dict[str, Any] = {}
+
+        def update(session: Session) -> list[Turn]:
+            captured.clear()
+            exercise = self.exercise_of(session)
+            step_index = min(session.step_index, len(exercise.steps) - 1)
+            step = exercise.steps[step_index]
+            state = (
+                msgspec.json.decode(session.safety_state, type=SessionSignals)
+                if session.safety_state
+                else None
+            )
+            state, turn_verdict = accumulate(state, partner.id, verdict)
+            captured["verdict"] = turn_verdict
+            now = time.time()
+            if turn_verdict.is_disclosure:
+                session.safety_state = msgspec.json.encode(state).decode()
+                return self._disclosure(
+                    session, partner, couple, text, turn_verdict, message_id, step.id, now
+                )
+            if session.status == "paused":
+                raise SessionPaused
+            if session.status == "completed":
+                raise SessionCompleted
+            session.safety_state = msgspec.json.encode(state).decode()
+            audience = None if session.mode == "together" else partner.id
+            message = Turn(
+                id=message_id,
+                session_id=session.id,
+                seq=0,
+                kind="message",
+                author=partner.id,
+                text=text,
+                created_at=now,
+                step_id=step.id,
+                visible_to=audience,
+                safety=safety_info(turn_verdict, couple.country),
+            )
+            captured["step_index"] = step_index
+            self._advance(session, couple, partner, exercise)
+            return [message]
+
+        session, turns = await self.store.commit_turns(session_id, update)
+        turn_verdict: Verdict = captured["verdict"]
+        if turn_verdict.is_disclosure:
+            message, reply = turns[0], turns[1]
+            self._log(session, message, reply, started, turn_verdict)
+            return TurnResult(session=session, message=message, reply=reply)
+
+        message = turns[0]
+        exercise = self.exercise_of(session)
+        step_index: int = captured["step_index"]
+        step = exercise.steps[step_index]
+        context = self.catalog.step_context(
+            exercise, step_index, partner_count=len(couple.partner_ids), day=session.day
+        )
+        scripted = self.catalog.render(step.template, context, "scripted")
+        system = self.catalog.render(
+            self.catalog.system,
+            self.catalog.system_context(exercise, partner_count=min(2, len(couple.partner_ids))),
+        )
+        instructions = self.catalog.render(step.template, context)
+        history = await self._history(session, couple, partner, exclude=message.id)
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": system},
+            {"role": "system", "content": instructions},
+            *history,
+            {"role": "user", "content": self._label(couple, partner, session) + text},
+        ]
+        return Pending(
+            session=session,
+            message=message,
+            request=ModelRequest(messages=tuple(messages), scripted=scripted),
+            template=TemplateRef(step.template.id, step.template.version),
+            step_id=step.id,
+            draft=self.gate.is_draft(step.template) or self.gate.is_draft(self.catalog.system),
+            reply_to=message.visible_to,
+            after_disclosure=bool(session.disclosed_by),
+            country=couple.country,
+            started=started,
+        )
+
+    def _disclosure(
+        self,
+        session: Session,
+        partner: Partner,
+        couple: Couple,
+        text: str,
+        verdict: Verdict,
+        message_id: str,
+        step_id: str,
+        now: float,
+    ) -> list[Turn]:
+        """Private to the author: the message and the help reply. The exercise pauses;
+        the other partner gets a neutral notice, once, that says nothing of why."""
+        help_msg = help_message(self.catalog, verdict, couple.country)
+        turns = [
+            Turn(
+                id=message_id,
+                session_id=session.id,
+                seq=0,
+                kind="message",
+                author=partner.id,
+                text=text,
+                created_at=now,
+                step_id=step_id,
+                visible_to=partner.id,
+                safety=help_msg.safety,
+            ),
+            Turn(
+                id=new_id("rpl"),
+                session_id=session.id,
+                seq=0,
+                kind="reply",
+                author=COACH,
+                text=help_msg.text,
+                created_at=now,
+                step_id=step_id,
+                visible_to=partner.id,
+                template=help_msg.template,
+                model=None,
+                safety=help_msg.safety,
+                in_reply_to=message_id,
+            ),
+        ]
+        if session.mode == "together" and session.status != "paused":
+            notice_text, notice_ref = paused_notice(self.catalog, couple.country)
+            for other in couple.partner_ids:
+                if other != partner.id:
+                    turns.append(
+                        Turn(
+                            id=new_id("ntc"),
+                            session_id=session.id,
+                            seq=0,
+                            kind="notice",
+                            author=COACH,
+                            text=notice_text,
+                            created_at=now,
+                            step_id=step_id,
+                            visible_to=other,
+                            template=notice_ref,
+                        )
+                    )
+        session.status = "paused"
+        if partner.id not in session.disclosed_by:
+            session.disclosed_by.append(partner.id)
+        return turns
+
+    @staticmethod
+    def _advance(session: Session, couple: Couple, partner: Partner, exercise: Exercise) -> None:
+        step = exercise.steps[min(session.step_index, len(exercise.steps) - 1)]
+        if partner.id not in session.step_posts:
+            session.step_posts.append(partner.id)
+        if step.advance == "each" and session.mode == "together":
+            needed = set(couple.partner_ids)
+        else:
+            needed = {partner.id}
+        if needed <= set(session.step_posts):
+            session.step_index += 1
+            session.step_posts = []
+            if session.step_index >= len(exercise.steps):
+                session.step_index = len(exercise.steps) - 1
+                session.status = "completed"
+
+    def _label(self, couple: Couple, partner: Partner, session: Session) -> str:
+        if session.mode == "solo":
+            return ""
+        return f"{self._speaker(couple, partner.id, partner.display_name)}: "
+
+    @staticmethod
+    def _speaker(couple: Couple, partner_id: str, display_name: str | None) -> str:
+        index = couple.partner_ids.index(partner_id) if partner_id in couple.partner_ids else 0
+        fallback = f"Partner {'AB'[index] if index < 2 else index + 1}"
+        return display_name or fallback
+
+    async def _history(
+        self, session: Session, couple: Couple, partner: Partner, *, exclude: str
+    ) -> list[ChatMessage]:
+        if self.history_turns <= 0:
+            return []
+        turns = await self.store.list_turns(session.id)
+        shared = [
+            t
+            for t in turns
+            if t.id != exclude
+            and t.kind in ("message", "reply")
+            and (t.visible_to is None or (session.mode == "solo" and t.visible_to == partner.id))
+        ][-self.history_turns :]
+        names: dict[str, str | None] = {}
+        out: list[ChatMessage] = []
+        for turn in shared:
+            if turn.author == COACH:
+                out.append({"role": "assistant", "content": turn.text})
+                continue
+            if turn.author not in names:
+                other = await self.store.get_partner(turn.author)
+                names[turn.author] = other.display_name if other else None
+            label = (
+                ""
+                if session.mode == "solo"
+                else f"{self._speaker(couple, turn.author, names[turn.author])}: "
+            )
+            out.append({"role": "user", "content": label + turn.text})
+        return out
+
+    # -- the coach's reply --------------------------------------------------------------
+    def _deadline(self) -> float:
+        return time.monotonic() + self.turn_deadline
+
+    async def reply(self, pending: Pending) -> TurnResult:
+        answer = await self.model.complete(pending.request, deadline=self._deadline())
+        verdict = self.scan_reply(answer.text, after_disclosure=pending.after_disclosure)
+        replaced = verdict is None or verdict.is_disclosure
+        text = pending.request.scripted if replaced else answer.text
+        return await self._finish(
+            pending,
+            text=text,
+            model=answer.model,
+            fallback=answer.fallback,
+            replaced=replaced,
+            verdict=verdict,
+        )
+
+    async def _finish(
+        self,
+        pending: Pending,
+        *,
+        text: str,
+        model: str,
+        fallback: bool,
+        replaced: bool,
+        verdict: Verdict | None,
+    ) -> TurnResult:
+        reply_info = _verdict_info(verdict) if verdict is not None else None
+        reply = Turn(
+            id=new_id("rpl"),
+            session_id=pending.session.id,
+            seq=0,
+            kind="reply",
+            author=COACH,
+            text=text,
+            created_at=time.time(),
+            step_id=pending.step_id,
+            visible_to=pending.reply_to,
+            template=pending.template,
+            model=model,
+            safety=reply_info,
+            fallback=fallback,
+            replaced=replaced,
+            draft=pending.draft,
+            in_reply_to=pending.message.id,
+        )
+        inbound = pending.message.safety
+        author = pending.message.author
+        concern = inbound is not None and inbound.severity == Severity.CONCERN.value
+
+        def update(session: Session) -> list[Turn]:
+            turns = [reply]
+            if concern and author not in session.concern_noted:
+                # A mild signal: a gentle, private pointer to a counselor, once a session.
+                session.concern_noted.append(author)
+                text, ref = concern_notice(self.catalog, pending.country)
+                turns.append(
+                    Turn(
+                        id=new_id("ntc"),
+                        session_id=session.id,
+                        seq=0,
+                        kind="notice",
+                        author=COACH,
+                        text=text,
+                        created_at=time.time(),
+                        step_id=pending.step_id,
+                        visible_to=author,
+                        template=ref,
+                        safety=inbound,
+                    )
+                )
+            return turns
+
+        session, turns = await self.store.commit_turns(pending.session.id, update)
+        self._log(session, pending.message, turns[0], pending.started, None, reply_verdict=verdict)
+        return TurnResult(session=session, message=pending.message, reply=turns[0])
+
+    async def post(self, session_id: str, partner: Partner, couple: Couple, text: str) -> TurnResult:
+        accepted = await self.accept(session_id, partner, couple, text)
+        if isinstance(accepted, TurnResult):
+            return accepted
+        return await self.reply(accepted)
+
+    async def stream(self, pending: Pending) -> AsyncIterator[StreamEvent]:
+        """Stream the coach's reply, releasing each sentence only after the safety check
+        passed the reply so far. An unsafe sentence is never shown: the reply is replaced
+        by the approved scripted line. A stream that breaks after text was shown is not
+        replayed: it ends with an ``error`` event and the fallback line appended."""
+        buffer = SentenceBuffer()
+        shown: list[str] = []
+        model = self.model.name
+        fallback = replaced = False
+        verdict: Verdict | None = None
+        primary = self.model.primary
+        deadline = self._deadline()
+
+        def check(candidate: str) -> bool:
+            nonlocal verdict
+            verdict = self.scan_reply(candidate, after_disclosure=pending.after_disclosure)
+            return verdict is not None and not verdict.is_disclosure
+
+        if primary is None:
+            upstream: AsyncIterator[str] = self.model.offline.stream(pending.request, deadline=deadline)
+            model = OFFLINE_MODEL
+        else:
+            upstream = primary.stream(pending.request, deadline=deadline)
+        try:
+            try:
+                async for delta in upstream:
+                    for sentence in buffer.feed(delta):
+                        if not check("".join(shown) + sentence):
+                            replaced = True
+                            break
+                        shown.append(sentence)
+                        yield "delta", {"text": sentence}
+                    if replaced:
+                        break
+                if not replaced:
+                    rest = buffer.flush()
+                    if rest:
+                        if check("".join(shown) + rest):
+                            shown.append(rest)
+                            yield "delta", {"text": rest}
+                        else:
+                            replaced = True
+            finally:
+                close = getattr(upstream, "aclose", None)
+                if close is not None:
+                    await close()
+        except ModelUnavailable:
+            # Nothing was shown yet: the offline line answers in full.
+            fallback, model = True, OFFLINE_MODEL
+            shown = [pending.request.scripted]
+            yield "delta", {"text": pending.request.scripted}
+        except StreamBroken:
+            fallback = True
+            yield "error", {"type": "stream-broken", "detail": "The reply was cut off."}
+            line = (" " if shown else "") + pending.request.scripted
+            shown.append(line)
+            yield "delta", {"text": line}
+        if replaced:
+            shown = [pending.request.scripted]
+            yield "replace", {"text": pending.request.scripted}
+        if not shown:
+            fallback, model = True, OFFLINE_MODEL
+            shown = [pending.request.scripted]
+            yield "delta", {"text": pending.request.scripted}
+        result = await asyncio.shield(
+            self._finish(
+                pending,
+                text="".join(shown).strip(),
+                model=model,
+                fallback=fallback,
+                replaced=replaced,
+                verdict=verdict,
+            )
+        )
+        yield "done", {"result": result}
+
+    # -- observability ----------------------------------------------------------------------
+    @staticmethod
+    def _log(
+        session: Session,
+        message: Turn,
+        reply: Turn,
+        started: float,
+        verdict: Verdict | None,
+        *,
+        reply_verdict: Verdict | None = None,
+    ) -> None:
+        severity = message.safety.severity if message.safety else "unknown"
+        log.info(
+            "turn",
+            extra={
+                "event": "turn",
+                "session_id": session.id,
+                "exercise_id": session.exercise_id,
+                "step_id": message.step_id,
+                "message_id": message.id,
+                "reply_id": reply.id,
+                "template": f"{reply.template.id}@{reply.template.version}" if reply.template else None,
+                "model": reply.model,
+                "severity": severity,
+                "reply_severity": reply_verdict.severity.value if reply_verdict else None,
+                "fallback": reply.fallback,
+                "replaced": reply.replaced,
+                "ms": round((time.monotonic() - started) * 1000, 2),
+            },
+        )

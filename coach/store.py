@@ -1,0 +1,323 @@
+"""Redis-backed persistence: couples, partners, sessions, turns, progress, idempotency.
+
+The same code runs on a real redis-server and on the in-process fakeredis default.
+Every key lives under ``coach:`` and carries the retention TTL, refreshed on activity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from coach.records import ChallengeProgress, Couple, Partner, Session, Turn
+
+T = TypeVar("T")
+IDEMPOTENCY_TTL = 24 * 3600
+EVENTS_KEPT = 2000
+
+_INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+def new_invite_code() -> str:
+    return "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(8))
+
+
+class IdempotencyConflict(Exception):
+    """The key was used with a different request body."""
+
+
+class IdempotencyInProgress(Exception):
+    """The first request with this key is still being processed."""
+
+
+class Store:
+    def __init__(self, redis: aioredis.Redis, *, retention_seconds: int) -> None:
+        self.redis = redis
+        self.ttl = retention_seconds
+
+    # -- keys ---------------------------------------------------------------
+    @staticmethod
+    def k(*parts: str) -> str:
+        return "coach:" + ":".join(parts)
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def _get(self, key: str, kind: type[T]) -> T | None:
+        raw = await self.redis.get(key)
+        return None if raw is None else msgspec.json.decode(raw, type=kind)
+
+    # -- couples and partners -----------------------------------------------
+    async def create_couple(self, *, country: str, display_name: str | None) -> tuple[Couple, Partner, str]:
+        now = time.time()
+        couple = Couple(
+            id=new_id("cpl"),
+            country=country,
+            invite_code=new_invite_code(),
+            partner_ids=[],
+            created_at=now,
+        )
+        partner, token = self._new_partner(couple, display_name, now)
+        couple.partner_ids.append(partner.id)
+        assert couple.invite_code is not None
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.k("couple", couple.id), msgspec.json.encode(couple), ex=self.ttl)
+            pipe.set(self.k("invite", couple.invite_code), couple.id, ex=self.ttl)
+            self._put_partner(pipe, partner, token)
+            await pipe.execute()
+        return couple, partner, token
+
+    def _new_partner(self, couple: Couple, display_name: str | None, now: float) -> tuple[Partner, str]:
+        partner = Partner(id=new_id("ptn"), couple_id=couple.id, display_name=display_name, created_at=now)
+        return partner, "ct_" + secrets.token_urlsafe(32)
+
+    def _put_partner(self, pipe: Any, partner: Partner, token: str) -> None:
+        pipe.set(self.k("partner", partner.id), msgspec.json.encode(partner), ex=self.ttl)
+        pipe.set(self.k("token", token_hash(token)), partner.id, ex=self.ttl)
+        pipe.set(self.k("partner", partner.id, "token"), token_hash(token), ex=self.ttl)
+
+    async def join_couple(
+        self, *, invite_code: str, display_name: str | None
+    ) -> tuple[Couple, Partner, str] | None:
+        """Join with an invite code; the code works once. None when unknown or used."""
+        code_key = self.k("invite", invite_code.strip().upper())
+        couple_id = await self.redis.getdel(code_key)
+        if couple_id is None:
+            return None
+        result: tuple[Couple, Partner, str] | None = None
+
+        async def attempt(pipe: Any) -> None:
+            nonlocal result
+            raw = await pipe.get(self.k("couple", couple_id))
+            if raw is None:
+                return
+            couple = msgspec.json.decode(raw, type=Couple)
+            partner, token = self._new_partner(couple, display_name, time.time())
+            couple.partner_ids.append(partner.id)
+            couple.invite_code = None
+            pipe.multi()
+            pipe.set(self.k("couple", couple.id), msgspec.json.encode(couple), ex=self.ttl)
+            self._put_partner(pipe, partner, token)
+            result = (couple, partner, token)
+
+        await self._transaction(attempt, self.k("couple", couple_id))
+        return result
+
+    async def partner_by_token(self, token: str) -> Partner | None:
+        partner_id = await self.redis.get(self.k("token", token_hash(token)))
+        if partner_id is None:
+            return None
+        return await self.get_partner(partner_id)
+
+    async def get_partner(self, partner_id: str) -> Partner | None:
+        return await self._get(self.k("partner", partner_id), Partner)
+
+    async def get_couple(self, couple_id: str) -> Couple | None:
+        return await self._get(self.k("couple", couple_id), Couple)
+
+    # -- sessions and turns -------------------------------------------------
+    async def create_session(self, session: Session) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.k("session", session.id), msgspec.json.encode(session), ex=self.ttl)
+            pipe.zadd(self.k("couple", session.couple_id, "sessions"), {session.id: session.created_at})
+            pipe.expire(self.k("couple", session.couple_id, "sessions"), self.ttl)
+            await pipe.execute()
+
+    async def get_session(self, session_id: str) -> Session | None:
+        return await self._get(self.k("session", session_id), Session)
+
+    async def list_sessions(self, couple_id: str) -> list[Session]:
+        ids = await self.redis.zrevrange(self.k("couple", couple_id, "sessions"), 0, 99)
+        found = [await self.get_session(i) for i in ids]
+        return [s for s in found if s is not None]
+
+    async def _transaction(self, fn: Callable[[Any], Awaitable[None]], *watch: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*watch)
+                    await fn(pipe)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    async def commit_turns(
+        self,
+        session_id: str,
+        update: Callable[[Session], list[Turn]],
+    ) -> tuple[Session, list[Turn]]:
+        """Atomically: read the session, let ``update`` change it and name the turns to add,
+        then write the session, append the turns and publish them as events.
+
+        ``update`` may run more than once (optimistic concurrency), so it must be pure.
+        """
+        key = self.k("session", session_id)
+        turns_key = self.k("session", session_id, "turns")
+        events_key = self.k("session", session_id, "events")
+        out: tuple[Session, list[Turn]] | None = None
+
+        async def attempt(pipe: Any) -> None:
+            nonlocal out
+            raw = await pipe.get(key)
+            if raw is None:
+                raise KeyError(session_id)
+            session = msgspec.json.decode(raw, type=Session)
+            base = int(await pipe.llen(turns_key))
+            turns = update(session)
+            for offset, turn in enumerate(turns):
+                turn.seq = base + offset + 1
+            session.updated_at = time.time()
+            pipe.multi()
+            pipe.set(key, msgspec.json.encode(session), ex=self.ttl)
+            for turn in turns:
+                encoded = msgspec.json.encode(turn)
+                pipe.rpush(turns_key, encoded)
+                pipe.xadd(
+                    events_key,
+                    {"turn": encoded, "visible_to": turn.visible_to or ""},
+                    maxlen=EVENTS_KEPT,
+                    approximate=True,
+                )
+            pipe.expire(turns_key, self.ttl)
+            pipe.expire(events_key, self.ttl)
+            out = (session, turns)
+
+        await self._transaction(attempt, key)
+        assert out is not None
+        return out
+
+    async def list_turns(self, session_id: str) -> list[Turn]:
+        raw = await self.redis.lrange(self.k("session", session_id, "turns"), 0, -1)
+        return [msgspec.json.decode(r, type=Turn) for r in raw]
+
+    async def read_events(self, session_id: str, after: str, *, block_ms: int) -> list[tuple[str, Turn, str]]:
+        """Events after stream id ``after`` (``"0"``: from the start); waits ``block_ms``."""
+        result = await self.redis.xread(
+            {self.k("session", session_id, "events"): after}, block=block_ms, count=200
+        )
+        events: list[tuple[str, Turn, str]] = []
+        for _stream, entries in result or []:
+            for event_id, fields in entries:
+                turn = msgspec.json.decode(fields["turn"], type=Turn)
+                events.append((event_id, turn, fields.get("visible_to", "")))
+        return events
+
+    async def last_event_id(self, session_id: str) -> str:
+        entries = await self.redis.xrevrange(self.k("session", session_id, "events"), count=1)
+        return str(entries[0][0]) if entries else "0"
+
+    # -- idempotency and in-flight turns --------------------------------------
+    async def idempotency_begin(self, scope: str, key: str, fingerprint: str) -> tuple[int, bytes] | None:
+        """Claim ``key`` for this request. Returns the stored (status, body) of a finished
+        first request, or None when this request is the first and should proceed."""
+        rkey = self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest())
+        claimed = await self.redis.set(
+            rkey, msgspec.json.encode({"fp": fingerprint, "state": "pending"}), nx=True, ex=300
+        )
+        if claimed:
+            return None
+        raw = await self.redis.get(rkey)
+        if raw is None:  # expired between the two calls: treat as new
+            return await self.idempotency_begin(scope, key, fingerprint)
+        record = msgspec.json.decode(raw)
+        if record["fp"] != fingerprint:
+            raise IdempotencyConflict
+        if record["state"] == "pending":
+            raise IdempotencyInProgress
+        return int(record["status"]), str(record["body"]).encode()
+
+    async def idempotency_finish(
+        self, scope: str, key: str, fingerprint: str, status: int, body: bytes
+    ) -> None:
+        rkey = self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest())
+        record = {"fp": fingerprint, "state": "done", "status": status, "body": body.decode()}
+        await self.redis.set(rkey, msgspec.json.encode(record), ex=IDEMPOTENCY_TTL)
+
+    async def idempotency_abandon(self, scope: str, key: str) -> None:
+        await self.redis.delete(self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest()))
+
+    async def claim_turn(self, partner_id: str, ttl_seconds: int) -> bool:
+        return bool(await self.redis.set(self.k("inflight", partner_id), "1", nx=True, ex=ttl_seconds))
+
+    async def release_turn(self, partner_id: str) -> None:
+        await self.redis.delete(self.k("inflight", partner_id))
+
+    # -- rate limits ------------------------------------------------------------
+    async def hit(self, bucket: str, window_seconds: int) -> tuple[int, int]:
+        """Count a request in a fixed window; returns (count, seconds until the window resets)."""
+        window = int(time.time() // window_seconds)
+        key = self.k("rate", bucket, str(window))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_seconds + 1)
+            count, _ = await pipe.execute()
+        reset = window_seconds - int(time.time() % window_seconds)
+        return int(count), reset
+
+    # -- challenge progress -----------------------------------------------------
+    async def get_challenge(self, couple_id: str) -> ChallengeProgress | None:
+        return await self._get(self.k("couple", couple_id, "challenge"), ChallengeProgress)
+
+    async def save_challenge(self, progress: ChallengeProgress) -> None:
+        await self.redis.set(
+            self.k("couple", progress.couple_id, "challenge"),
+            msgspec.json.encode(progress),
+            ex=self.ttl,
+        )
+
+    # -- data rights ------------------------------------------------------------
+    async def erase_partner(self, partner: Partner) -> bool:
+        """Erase a partner; once no partner is left, erase the couple and all its sessions.
+        Returns True when the couple was erased too."""
+        couple = await self.get_couple(partner.couple_id)
+        token_h = await self.redis.get(self.k("partner", partner.id, "token"))
+        keys = [self.k("partner", partner.id), self.k("partner", partner.id, "token")]
+        if token_h:
+            keys.append(self.k("token", token_h))
+        erased_couple = False
+        if couple is not None:
+            couple.partner_ids = [p for p in couple.partner_ids if p != partner.id]
+            if not couple.partner_ids:
+                erased_couple = True
+                keys += await self._couple_keys(couple)
+            else:
+                await self.redis.set(self.k("couple", couple.id), msgspec.json.encode(couple), ex=self.ttl)
+        if keys:
+            await self.redis.delete(*keys)
+        return erased_couple
+
+    async def _couple_keys(self, couple: Couple) -> list[str]:
+        keys = [
+            self.k("couple", couple.id),
+            self.k("couple", couple.id, "sessions"),
+            self.k("couple", couple.id, "challenge"),
+        ]
+        if couple.invite_code:
+            keys.append(self.k("invite", couple.invite_code))
+        for session_id in await self.redis.zrange(self.k("couple", couple.id, "sessions"), 0, -1):
+            keys += [
+                self.k("session", session_id),
+                self.k("session", session_id, "turns"),
+                self.k("session", session_id, "events"),
+            ]
+        return keys
+
+    async def scan_keys(self, pattern: str) -> AsyncIterator[str]:
+        async for key in self.redis.scan_iter(match=self.k(pattern)):
+            yield str(key)
