@@ -432,6 +432,7 @@ class Coach:
             return turns
 
         session, turns = await self.store.commit_turns(pending.session.id, update)
+        await self.store.count_reply(pending.template.id, pending.template.version, replaced=replaced)
         self._log(session, pending.message, turns[0], pending.started, None, reply_verdict=verdict)
         return TurnResult(session=session, message=pending.message, reply=turns[0])
 

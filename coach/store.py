@@ -47,7 +47,9 @@ class IdempotencyInProgress(Exception):
 
 class Store:
     def __init__(self, redis: aioredis.Redis, *, retention_seconds: int) -> None:
-        self.redis = redis
+        # Typed as Any: redis-py types every reply as ``bytes | str`` for both decode modes;
+        # this client is always made with decode_responses=True, so replies are str.
+        self.redis: Any = redis
         self.ttl = retention_seconds
 
     # -- keys ---------------------------------------------------------------
@@ -257,6 +259,19 @@ class Store:
 
     async def release_turn(self, partner_id: str) -> None:
         await self.redis.delete(self.k("inflight", partner_id))
+
+    # -- template statistics (counts only, never text) ------------------------------
+    async def count_reply(self, template_id: str, version: str, *, replaced: bool) -> None:
+        key = self.k("stats", f"{template_id}@{version}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, "replies", 1)
+            if replaced:
+                pipe.hincrby(key, "replaced", 1)
+            await pipe.execute()
+
+    async def reply_counts(self, template_id: str, version: str) -> tuple[int, int]:
+        raw = await self.redis.hgetall(self.k("stats", f"{template_id}@{version}"))
+        return int(raw.get("replies", 0)), int(raw.get("replaced", 0))
 
     # -- rate limits ------------------------------------------------------------
     async def hit(self, bucket: str, window_seconds: int) -> tuple[int, int]:

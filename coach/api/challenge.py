@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from coach import challenge
-from coach.api.problems import Problem
+from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import ChallengeChoice, ChallengeDayOut, ChallengeOut
 from coach.catalog import Catalog
 from coach.records import ChallengeProgress, Couple
@@ -43,7 +43,11 @@ class ChallengeController(Controller):
     tags = ["challenge"]
     security = [{"bearer": []}]
 
-    @post("/", summary="Start the 30-day challenge (returns the progress if already started)")
+    @post(
+        "/",
+        summary="Start the 30-day challenge (returns the progress if already started)",
+        responses=problem_responses(401, 409),
+    )
     async def start(
         self,
         couple: NamedDependency[Couple],
@@ -59,7 +63,11 @@ class ChallengeController(Controller):
             status = HTTP_201_CREATED
         return Response(challenge_out(progress, catalog, today()), status_code=status)
 
-    @get("/", summary="Progress: day, choices, streak, missed days, today's activities")
+    @get(
+        "/",
+        summary="Progress: day, choices, streak, missed days, today's activities",
+        responses=problem_responses(401, 404),
+    )
     async def show(
         self,
         couple: NamedDependency[Couple],
@@ -72,7 +80,12 @@ class ChallengeController(Controller):
             raise Problem("not-found", "The challenge has not been started.")
         return challenge_out(progress, catalog, today())
 
-    @post("/days/{day:int}", status_code=HTTP_200_OK, summary="Complete a day with a choice")
+    @post(
+        "/days/{day:int}",
+        status_code=HTTP_200_OK,
+        summary="Complete a day with a choice",
+        responses=problem_responses(401, 404, 409, 413),
+    )
     async def complete(
         self,
         day: FromPath[int],

@@ -10,7 +10,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from coach.api.idempotency import idempotent
-from coach.api.problems import Problem
+from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import CoupleCreated, CoupleJoined, CreateCouple, JoinCouple
 from coach.settings import Settings
 from coach.store import Store
@@ -25,7 +25,12 @@ class CoupleController(Controller):
     path = "/v1/couples"
     tags = ["couples"]
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Create a couple (the first partner)")
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Create a couple (the first partner)",
+        responses=problem_responses(413),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -49,7 +54,12 @@ class CoupleController(Controller):
 
         return await idempotent(request, store, client_scope(request), run)
 
-    @post("/join", status_code=HTTP_201_CREATED, summary="Join a couple with its invite code")
+    @post(
+        "/join",
+        status_code=HTTP_201_CREATED,
+        summary="Join a couple with its invite code",
+        responses=problem_responses(404, 409, 413),
+    )
     async def join(
         self,
         request: Request[Any, Any, Any],

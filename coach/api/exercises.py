@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from coach.api.problems import Problem
+from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import ExerciseList, ExerciseOut
 from coach.api.views import exercise_out
 from coach.conversation import Coach
@@ -26,7 +26,12 @@ class ExerciseController(Controller):
     path = "/v1/exercises"
     tags = ["exercises"]
 
-    @get("/", summary="The exercises couples can start (approved only)", response_headers=None)
+    @get(
+        "/",
+        summary="The exercises couples can start (approved only)",
+        response_headers=None,
+        responses=problem_responses(),
+    )
     async def list_exercises(
         self, request: Request[Any, Any, Any], coach: NamedDependency[Coach]
     ) -> Response[ExerciseList]:
@@ -36,7 +41,7 @@ class ExerciseController(Controller):
             return Response(content=b"", status_code=304, headers=headers)  # type: ignore[arg-type]
         return Response(content=msgspec.json.decode(encoded, type=ExerciseList), headers=headers)
 
-    @get("/{exercise_id:str}", summary="One exercise with its steps")
+    @get("/{exercise_id:str}", summary="One exercise with its steps", responses=problem_responses(404))
     async def show(self, exercise_id: FromPath[str], coach: NamedDependency[Coach]) -> ExerciseOut:
         exercise = coach.servable_exercises().get(exercise_id)
         if exercise is None:

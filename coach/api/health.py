@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from coach.api.problems import problem_response
+from coach.api.problems import problem_response, problem_responses
 from coach.api.schemas import Health
 from coach.model import ResilientClient
 from coach.store import Store
@@ -18,8 +19,8 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", tags=["health"], summary="Readiness: the store answers")
-async def readyz(store: NamedDependency[Store], model: NamedDependency[ResilientClient]) -> Response[object]:
+@get("/readyz", tags=["health"], summary="Readiness: the store answers", responses=problem_responses())
+async def readyz(store: NamedDependency[Store], model: NamedDependency[ResilientClient]) -> Response[Any]:
     try:
         await asyncio.wait_for(store.ping(), 2.0)
     except Exception:

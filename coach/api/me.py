@@ -9,6 +9,7 @@ from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from coach.api.problems import problem_responses
 from coach.records import Couple, Partner
 from coach.store import Store
 
@@ -18,7 +19,7 @@ class MeController(Controller):
     tags = ["me"]
     security = [{"bearer": []}]
 
-    @get("/export", summary="All of this partner's data, as JSON")
+    @get("/export", summary="All of this partner's data, as JSON", responses=problem_responses(401))
     async def export(
         self,
         partner: NamedDependency[Partner],
@@ -52,6 +53,7 @@ class MeController(Controller):
         "/",
         status_code=HTTP_204_NO_CONTENT,
         summary="Erase this partner (and the couple's data once both have left)",
+        responses=problem_responses(401),
     )
     async def erase(self, partner: NamedDependency[Partner], store: NamedDependency[Store]) -> None:
         await store.erase_partner(partner)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = logging.getLogger("coach.http")
@@ -55,6 +57,35 @@ _BY_STATUS = {
     429: "rate-limited",
     503: "store-unavailable",
 }
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, as every error is sent."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = None
+    limit: int | None = None
+    length: int | None = None
+    day: int | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the problem+json errors an operation can answer with."""
+    common = {400, 422, 429, 500, 503}
+    out: dict[int, ResponseSpec] = {}
+    for status in sorted(common | set(statuses)):
+        kinds = [f"/problems/{slug}" for slug, (code, _t) in PROBLEMS.items() if code == status]
+        out[status] = ResponseSpec(
+            data_container=ProblemDetails,
+            media_type=PROBLEM_JSON,
+            description="Problem: " + ", ".join(kinds),
+            generate_examples=False,
+        )
+    return out
 
 
 class Problem(HTTPException):

@@ -6,7 +6,7 @@ from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from coach.api.problems import Problem
+from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import RewriteOut, RewriteParts, RewriteRequest, TemplateOut
 from coach.api.sessions import check_text
 from coach.api.views import safety_out
@@ -25,6 +25,7 @@ from coach.settings import Settings
     tags=["rewrite"],
     security=[{"bearer": []}],
     summary='Rewrite a blaming sentence as an "I" statement',
+    responses=problem_responses(401, 413),
 )
 async def rewrite(
     data: JSONBody[RewriteRequest],

@@ -102,7 +102,7 @@ class SafetyOut(msgspec.Struct):
     policy_version: str
 
 
-class MessageOut(msgspec.Struct, omit_defaults=True):
+class MessageOut(msgspec.Struct):
     id: str
     seq: int
     kind: Literal["message", "reply", "notice"]

@@ -13,7 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_201_CREATED
 
 from coach.api.idempotency import idempotent
-from coach.api.problems import Problem
+from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import (
     MessageList,
     MessageOut,
@@ -90,7 +90,12 @@ class SessionController(Controller):
     tags = ["sessions"]
     security = [{"bearer": []}]
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Start an exercise")
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Start an exercise",
+        responses=problem_responses(401, 404, 409, 413),
+    )
     async def start(
         self,
         request: Request[Any, Any, Any],
@@ -111,7 +116,7 @@ class SessionController(Controller):
 
         return await idempotent(request, store, partner.id, run)
 
-    @get("/", summary="This partner's sessions, newest first")
+    @get("/", summary="This partner's sessions, newest first", responses=problem_responses(401))
     async def list_sessions(
         self,
         partner: NamedDependency[Partner],
@@ -127,7 +132,11 @@ class SessionController(Controller):
             ]
         )
 
-    @get("/{session_id:str}", summary="One session: its exercise, step and status")
+    @get(
+        "/{session_id:str}",
+        summary="One session: its exercise, step and status",
+        responses=problem_responses(401, 404),
+    )
     async def show(
         self,
         session_id: SessionId,
@@ -143,6 +152,7 @@ class SessionController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Send a message; the coach replies (JSON, or SSE with Accept: text/event-stream)",
         response_description="The message and the coach's reply",
+        responses=problem_responses(401, 404, 409, 413),
     )
     async def post_message(
         self,
@@ -259,7 +269,11 @@ class SessionController(Controller):
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    @get("/{session_id:str}/messages", summary="The transcript this partner may see")
+    @get(
+        "/{session_id:str}/messages",
+        summary="The transcript this partner may see",
+        responses=problem_responses(401, 404),
+    )
     async def transcript(
         self,
         session_id: SessionId,
@@ -281,7 +295,11 @@ class SessionController(Controller):
             next_cursor=next_cursor,
         )
 
-    @get("/{session_id:str}/events", summary="Live: messages and coach replies (SSE)")
+    @get(
+        "/{session_id:str}/events",
+        summary="Live: messages and coach replies (SSE)",
+        responses=problem_responses(401, 404),
+    )
     async def live(
         self,
         request: Request[Any, Any, Any],
