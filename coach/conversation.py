@@ -274,6 +274,7 @@ class Coach:
                 template=help_msg.template,
                 model=None,
                 safety=help_msg.safety,
+                draft=self.gate.is_draft(self.catalog.template(help_msg.template.id)),
                 in_reply_to=message_id,
             ),
         ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-# A sentence ends at . ! ? or … (with closing quotes/brackets) followed by whitespace,
-# or at a line break.
-_END = re.compile(r"""[.!?…]+["')\]]*\s+|\n+""")
+# A sentence ends at . ! ? or … (with closing quotes/brackets) followed by whitespace or
+# by the end of what has arrived so far (so a sentence is released as soon as its last
+# token is in, not when the next one comes), or at a line break.
+_END = re.compile(r"""[.!?…]+["')\]]*(?:\s+|$)|\n+""")
 
 
 class SentenceBuffer:

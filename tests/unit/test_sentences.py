@@ -7,7 +7,8 @@ def test_sentences_are_released_only_when_complete() -> None:
     buf = SentenceBuffer()
     assert buf.feed("That sounds") == []
     assert buf.feed(" hard. What") == ["That sounds hard. "]
-    assert buf.feed(" helped?\nOk") == ["What helped?\n"]
+    assert buf.feed(" helped?") == ["What helped?"]  # released with its last token
+    assert buf.feed("\nOk") == ["\n"]
     assert buf.feed("") == []
     assert buf.flush() == "Ok"
     assert buf.flush() == ""
@@ -16,4 +17,4 @@ def test_sentences_are_released_only_when_complete() -> None:
 def test_decimals_and_abbreviations_without_space_do_not_split() -> None:
     buf = SentenceBuffer()
     assert buf.feed("It costs 3.50 now") == []
-    assert buf.feed('. "Really!" she said. ') == ["It costs 3.50 now. ", '"Really!" she said. ']
+    assert buf.feed('. "Really!" Yes. ') == ["It costs 3.50 now. ", '"Really!" ', "Yes. "]
