@@ -208,7 +208,9 @@ class Store:
         raw = await self.redis.lrange(self.k("session", session_id, "turns"), 0, -1)
         return [msgspec.json.decode(r, type=Turn) for r in raw]
 
-    async def read_events(self, session_id: str, after: str, *, block_ms: int) -> list[tuple[str, Turn, str]]:
+    async def read_events(
+        self, session_id: str, after: str, *, block_ms: int | None
+    ) -> list[tuple[str, Turn, str]]:
         """Events after stream id ``after`` (``"0"``: from the start); waits ``block_ms``."""
         result = await self.redis.xread(
             {self.k("session", session_id, "events"): after}, block=block_ms, count=200

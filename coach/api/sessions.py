@@ -33,6 +33,7 @@ from coach.conversation import (
     SessionPaused,
     TurnResult,
 )
+from coach.events import EventHub, next_event
 from coach.records import Couple, Partner, Session
 from coach.settings import Settings
 from coach.store import Store
@@ -308,25 +309,25 @@ class SessionController(Controller):
         couple: NamedDependency[Couple],
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
+        hub: NamedDependency[EventHub],
         last_event_id: Annotated[
-            str | None, HeaderParameter(name="Last-Event-ID", required=False, max_length=64)
+            str | None,
+            HeaderParameter(name="Last-Event-ID", required=False, pattern=r"^\d{1,20}(-\d{1,20})?$"),
         ] = None,
     ) -> ServerSentEvent:
         session = await session_for(store, session_id, partner)
         start = last_event_id or await store.last_event_id(session.id)
-        block_ms = int(settings.heartbeat_seconds * 1000)
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
-            last = start
             names = await names_of(store, couple)
             yield ServerSentEventMessage(comment="connected", retry=2000)
-            while True:
-                batch = await store.read_events(session.id, last, block_ms=block_ms)
-                if not batch:
-                    yield ServerSentEventMessage(comment="heartbeat")
-                    continue
-                for event_id, turn, visible_to in batch:
-                    last = event_id
+            async with hub.subscribe(session.id, start) as listener:
+                while True:
+                    event = await next_event(listener, settings.heartbeat_seconds)
+                    if event is None:
+                        yield ServerSentEventMessage(comment="heartbeat")
+                        continue
+                    event_id, turn, visible_to = event
                     if visible_to and visible_to != partner.id:
                         continue
                     if turn.author not in names and turn.author != "coach":
