@@ -24,15 +24,19 @@ from coach.api.couples import CoupleController
 from coach.api.exercises import ExerciseController
 from coach.api.health import healthz, readyz
 from coach.api.me import MeController
+from coach.api.pages import ROUTES as PAGE_ROUTES
 from coach.api.problems import handle_exception
 from coach.api.ratelimit import RateLimiter
+from coach.api.review import ROUTES as REVIEW_ROUTES
 from coach.api.rewrite import rewrite
 from coach.api.sessions import SessionController
 from coach.approvals import ApprovalGate, load_approvals
 from coach.catalog import load_catalog
 from coach.conversation import Coach
+from coach.events import EventHub
 from coach.logs import configure
 from coach.model import CircuitBreaker, ModelClient, OpenAIClient, ResilientClient
+from coach.reviews import ReviewStore
 from coach.settings import Settings
 from coach.store import Store
 
@@ -82,7 +86,11 @@ def create_app(
     redis = redis if redis is not None else make_redis(settings)
     store = Store(redis, retention_seconds=settings.retention_days * 86400)
     catalog = load_catalog(settings.prompts_dir)
-    gate = ApprovalGate(load_approvals(settings.prompts_dir), allow_drafts=settings.allow_draft_templates)
+    gate = ApprovalGate(
+        load_approvals(settings.prompts_dir),
+        allow_drafts=settings.allow_draft_templates,
+        source=ReviewStore(store),
+    )
     client = ResilientClient(model if model is not None else make_model(settings))
     coach = Coach(
         store=store,
@@ -92,6 +100,7 @@ def create_app(
         history_turns=settings.history_turns,
         gate=gate,
     )
+    hub = EventHub(store)
     clock = today or (lambda: dt.datetime.now(dt.UTC).date())
 
     @asynccontextmanager
@@ -99,6 +108,7 @@ def create_app(
         try:
             yield
         finally:
+            await hub.aclose()
             await client.aclose()
             await redis.aclose()
 
@@ -133,6 +143,8 @@ def create_app(
             rewrite,
             healthz,
             readyz,
+            *PAGE_ROUTES,
+            *REVIEW_ROUTES,
         ],
         dependencies={
             "settings": const(settings),
@@ -140,6 +152,8 @@ def create_app(
             "catalog": const(catalog),
             "coach": const(coach),
             "model": const(client),
+            "gate": const(gate),
+            "hub": const(hub),
             "today": const(clock),
             "partner": Provide(current_partner),
             "couple": Provide(current_couple),
@@ -175,6 +189,7 @@ def create_app(
             ),
         ],
         lifespan=[lifespan],
+        before_request=gate.before_request,
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )

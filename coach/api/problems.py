@@ -21,7 +21,7 @@ PROBLEM_JSON = "application/problem+json"
 
 PROBLEMS: dict[str, tuple[int, str]] = {
     "bad-request": (400, "The request could not be read"),
-    "unauthorized": (401, "A valid partner token is needed"),
+    "unauthorized": (401, "A valid token is needed"),
     "forbidden": (403, "Not allowed"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
