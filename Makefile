@@ -36,6 +36,7 @@ lint: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/ruff check coach safety tests bench
 	$(BIN)/mypy
+	$(BIN)/coach templates check
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) system-deps
