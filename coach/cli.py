@@ -26,13 +26,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _openapi(args: argparse.Namespace) -> int:
+def openapi_text() -> str:
+    """The OpenAPI document exactly as docs/openapi.json holds it."""
+    from litestar.serialization import encode_json
+
     from coach.app import create_app
     from coach.settings import Settings
 
     app = create_app(Settings.from_env({}))
-    schema = app.openapi_schema.to_schema()
-    text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    schema = json.loads(encode_json(app.openapi_schema.to_schema()))
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    text = openapi_text()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -29,7 +30,7 @@ class CoupleController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="Create a couple (the first partner)",
-        responses=problem_responses(413),
+        responses={201: ResponseSpec(CoupleCreated, description="CoupleCreated"), **problem_responses(413)},
     )
     async def create(
         self,
@@ -58,7 +59,10 @@ class CoupleController(Controller):
         "/join",
         status_code=HTTP_201_CREATED,
         summary="Join a couple with its invite code",
-        responses=problem_responses(404, 409, 413),
+        responses={
+            201: ResponseSpec(CoupleJoined, description="CoupleJoined"),
+            **problem_responses(404, 409, 413),
+        },
     )
     async def join(
         self,

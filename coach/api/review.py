@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from msgspec import Meta
 
 from coach.api.auth import bearer_token
-from coach.api.problems import Problem
+from coach.api.problems import Problem, problem_responses
 from coach.approvals import ApprovalGate, load_approvals
 from coach.catalog import Catalog, Exercise, Template
 from coach.helpmessages import help_message, safety_info
@@ -383,11 +383,17 @@ class ReviewController(Controller):
         "reviews": Provide(reviews_of, sync_to_thread=False),
     }
 
-    @get("/me", summary="The counselor this token belongs to")
+    @get(
+        "/me", summary="The counselor this token belongs to", responses=problem_responses(401, 403, 404, 409)
+    )
     async def me(self, counselor: NamedDependency[Counselor]) -> Me:
         return Me(counselor.id, counselor.name, counselor.role)
 
-    @get("/templates", summary="Every template with its review status")
+    @get(
+        "/templates",
+        summary="Every template with its review status",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def list_templates(
         self,
         counselor: NamedDependency[Counselor],
@@ -399,7 +405,11 @@ class ReviewController(Controller):
             allow_drafts=gate.allow_drafts,
         )
 
-    @get("/templates/{template_id:str}", summary="One template: text, previews, diff, counts, history")
+    @get(
+        "/templates/{template_id:str}",
+        summary="One template: text, previews, diff, counts, history",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def show_template(
         self,
         template_id: FromPath[TemplateId],
@@ -428,6 +438,7 @@ class ReviewController(Controller):
         "/templates/{template_id:str}/preview",
         status_code=200,
         summary="Render one example and ask the configured model what it would reply",
+        responses=problem_responses(401, 403, 404, 409),
     )
     async def preview(
         self,
@@ -485,6 +496,7 @@ class ReviewController(Controller):
             "`version` must be the template's current content hash: a decision is pinned to "
             "the text the counselor read (409 when the text changed since)."
         ),
+        responses=problem_responses(401, 403, 404, 409),
     )
     async def decide(
         self,
@@ -510,7 +522,11 @@ class ReviewController(Controller):
         await gate.refresh(force=True)
         return DecisionOut(record=record, status=gate.status(template), served=gate.servable(template))
 
-    @get("/templates/{template_id:str}/history", summary="Every decision on this template")
+    @get(
+        "/templates/{template_id:str}/history",
+        summary="Every decision on this template",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def history(
         self,
         template_id: FromPath[TemplateId],
@@ -521,13 +537,21 @@ class ReviewController(Controller):
         template = find_template(catalog, template_id)
         return History(records=await reviews.records(template.id))
 
-    @get("/records", summary="Export every review record (who, when, decision, comment, hash)")
+    @get(
+        "/records",
+        summary="Export every review record (who, when, decision, comment, hash)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def records(
         self, counselor: NamedDependency[Counselor], reviews: NamedDependency[ReviewStore]
     ) -> History:
         return History(records=await reviews.records())
 
-    @get("/approvals", summary="The approvals for the current texts (prompts/approvals.yaml format)")
+    @get(
+        "/approvals",
+        summary="The approvals for the current texts (prompts/approvals.yaml format)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def approvals(
         self,
         counselor: NamedDependency[Counselor],
@@ -539,7 +563,12 @@ class ReviewController(Controller):
         )
         return ApprovalList(approvals=[ApprovalOut(**msgspec.structs.asdict(a)) for a in found])
 
-    @post("/safety", status_code=200, summary="The safety tester: verdict, signals and help by country")
+    @post(
+        "/safety",
+        status_code=200,
+        summary="The safety tester: verdict, signals and help by country",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def safety_test(
         self,
         data: JSONBody[SafetyIn],
@@ -606,7 +635,11 @@ class ReviewController(Controller):
         )
 
     # -- admin ------------------------------------------------------------------------
-    @get("/counselors", summary="Every counselor account (admin)")
+    @get(
+        "/counselors",
+        summary="Every counselor account (admin)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def list_counselors(
         self, admin: NamedDependency[Counselor], reviews: NamedDependency[ReviewStore]
     ) -> CounselorList:
@@ -616,6 +649,7 @@ class ReviewController(Controller):
         "/counselors",
         status_code=HTTP_201_CREATED,
         summary="Add a counselor; the token is shown once (admin)",
+        responses=problem_responses(401, 403, 404, 409),
     )
     async def add_counselor(
         self,
@@ -628,7 +662,12 @@ class ReviewController(Controller):
         await reviews.audit(admin, "counselor.add", counselor.id, detail)
         return CounselorCreated(counselor=counselor_out(counselor), token=token)
 
-    @post("/counselors/{counselor_id:str}/disable", status_code=200, summary="Disable a counselor (admin)")
+    @post(
+        "/counselors/{counselor_id:str}/disable",
+        status_code=200,
+        summary="Disable a counselor (admin)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def disable_counselor(
         self,
         counselor_id: FromPath[Annotated[str, Meta(max_length=64)]],
@@ -641,7 +680,11 @@ class ReviewController(Controller):
         await reviews.audit(admin, "counselor.disable", counselor.id, {"name": counselor.name})
         return counselor_out(counselor)
 
-    @get("/audit", summary="The audit log of every review action, oldest first (admin)")
+    @get(
+        "/audit",
+        summary="The audit log of every review action, oldest first (admin)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def audit(
         self,
         admin: NamedDependency[Counselor],

@@ -11,12 +11,12 @@ Country = Annotated[str, Meta(pattern=r"^[A-Za-z]{2}$|^INTL$", examples=["US", "
 DisplayName = Annotated[str, Meta(min_length=1, max_length=60)]
 
 
-class CreateCouple(msgspec.Struct, forbid_unknown_fields=True):
+class CreateCouple(msgspec.Struct):
     display_name: DisplayName | None = None
     country: Country | None = None
 
 
-class JoinCouple(msgspec.Struct, forbid_unknown_fields=True):
+class JoinCouple(msgspec.Struct):
     invite_code: Annotated[str, Meta(min_length=4, max_length=32)]
     display_name: DisplayName | None = None
 
@@ -56,7 +56,7 @@ class ExerciseList(msgspec.Struct):
     exercises: list[ExerciseOut]
 
 
-class StartSession(msgspec.Struct, forbid_unknown_fields=True):
+class StartSession(msgspec.Struct):
     exercise_id: Annotated[str, Meta(min_length=1, max_length=64)]
 
 
@@ -75,8 +75,13 @@ class SessionList(msgspec.Struct):
     sessions: list[SessionOut]
 
 
-class PostMessage(msgspec.Struct, forbid_unknown_fields=True):
-    text: str
+MessageText = Annotated[
+    str, Meta(min_length=1, pattern=r"\S", description="Up to COACH_MAX_MESSAGE_CHARS (4000) characters")
+]
+
+
+class PostMessage(msgspec.Struct):
+    text: MessageText
 
 
 class TemplateOut(msgspec.Struct):
@@ -135,8 +140,8 @@ class MessageList(msgspec.Struct):
     next_cursor: int | None = None
 
 
-class RewriteRequest(msgspec.Struct, forbid_unknown_fields=True):
-    text: str
+class RewriteRequest(msgspec.Struct):
+    text: MessageText
     style: Literal["i-statement"] = "i-statement"
 
 
@@ -158,7 +163,7 @@ class RewriteOut(msgspec.Struct):
     help: str | None = None
 
 
-class ChallengeChoice(msgspec.Struct, forbid_unknown_fields=True):
+class ChallengeChoice(msgspec.Struct):
     choice: Literal["emotional", "physical"]
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_201_CREATED
@@ -95,7 +96,10 @@ class SessionController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="Start an exercise",
-        responses=problem_responses(401, 404, 409, 413),
+        responses={
+            201: ResponseSpec(SessionOut, description="SessionOut"),
+            **problem_responses(401, 404, 409, 413),
+        },
     )
     async def start(
         self,
@@ -153,7 +157,10 @@ class SessionController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Send a message; the coach replies (JSON, or SSE with Accept: text/event-stream)",
         response_description="The message and the coach's reply",
-        responses=problem_responses(401, 404, 409, 413),
+        responses={
+            201: ResponseSpec(PostResult, description="PostResult"),
+            **problem_responses(401, 404, 409, 413),
+        },
     )
     async def post_message(
         self,

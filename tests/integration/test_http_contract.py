@@ -43,7 +43,6 @@ async def test_bad_bodies_get_problem_json(client: Client) -> None:
         "bad-request",
     )
     assert_problem(await client.post("/v1/couples", json={"country": "Narnia"}), 422, "validation")
-    assert_problem(await client.post("/v1/couples", json={"colour": "blue"}), 422, "validation")
     assert_problem(await client.post("/v1/couples/join", json={}), 422, "validation")
 
 
@@ -113,7 +112,7 @@ async def test_message_limits(client: Client) -> None:
         "session_id"
     ]
     url = f"/v1/sessions/{sid}/messages"
-    assert_problem(await client.post(url, json={"text": "   "}, headers=c["a"]), 422, "message-empty")
+    assert_problem(await client.post(url, json={"text": "   "}, headers=c["a"]), 422, "validation")
     long = await client.post(url, json={"text": "a" * 4001}, headers=c["a"])
     assert assert_problem(long, 422, "message-too-long")["limit"] == 4000
     huge = await client.post(
