@@ -63,9 +63,8 @@ class SlowStreamUpstream:
                     "model": "slow",
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
-                await send(
-                    {"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True}
-                )
+                body = f"data: {json.dumps(chunk)}\n\n".encode()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
                 await asyncio.sleep(self.pace)
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
         finally:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -46,7 +47,11 @@ class ChallengeController(Controller):
     @post(
         "/",
         summary="Start the 30-day challenge (returns the progress if already started)",
-        responses=problem_responses(401, 409),
+        status_code=HTTP_201_CREATED,
+        responses={
+            200: ResponseSpec(ChallengeOut, description="Already started: the progress"),
+            **problem_responses(401, 409),
+        },
     )
     async def start(
         self,

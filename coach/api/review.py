@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from msgspec import Meta
 
@@ -109,7 +109,7 @@ class TemplateDetail(msgspec.Struct):
     history: list[ReviewRecord]
 
 
-class PreviewIn(msgspec.Struct, forbid_unknown_fields=True):
+class PreviewIn(msgspec.Struct):
     example: Annotated[int, Meta(ge=0)] = 0
     message: Annotated[str, Meta(min_length=1, max_length=2000)] = SAMPLE_MESSAGE
 
@@ -125,7 +125,7 @@ class PreviewOut(msgspec.Struct):
     note: str
 
 
-class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+class DecisionIn(msgspec.Struct):
     version: Annotated[str, Meta(min_length=1, max_length=64)]
     decision: Literal["approved", "changes_requested", "retired"]
     comment: Annotated[str, Meta(max_length=4000)] = ""
@@ -154,7 +154,7 @@ class ApprovalList(msgspec.Struct):
     approvals: list[ApprovalOut]
 
 
-class SafetyIn(msgspec.Struct, forbid_unknown_fields=True):
+class SafetyIn(msgspec.Struct):
     text: Annotated[str, Meta(min_length=1, max_length=8000)]
     countries: list[str] | None = None
 
@@ -187,7 +187,7 @@ class SafetyOut(msgspec.Struct):
     help: list[CountryHelp]
 
 
-class CounselorIn(msgspec.Struct, forbid_unknown_fields=True):
+class CounselorIn(msgspec.Struct):
     name: Annotated[str, Meta(min_length=1, max_length=80)]
     role: Literal["counselor", "admin"] = "counselor"
 
@@ -689,7 +689,7 @@ class ReviewController(Controller):
         self,
         admin: NamedDependency[Counselor],
         reviews: NamedDependency[ReviewStore],
-        after: Annotated[str, Meta(max_length=40)] = "-",
+        after: Annotated[str, QueryParameter(pattern=r"^(-|\d{1,20}(-\d{1,20})?)$")] = "-",
     ) -> AuditLog:
         return AuditLog(entries=await reviews.audit_log(after))
 

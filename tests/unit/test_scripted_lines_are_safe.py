@@ -11,7 +11,11 @@ from tests.conftest import ROOT
 
 CATALOG = load_catalog(ROOT / "prompts")
 LINES = [
-    (exercise.id, step.id, CATALOG.render(step.template, CATALOG.step_context(exercise, i, partner_count=2), "scripted"))
+    (
+        exercise.id,
+        step.id,
+        CATALOG.render(step.template, CATALOG.step_context(exercise, i, partner_count=2), "scripted"),
+    )
     for exercise in CATALOG.exercises.values()
     for i, step in enumerate(exercise.steps)
 ]
