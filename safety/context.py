@@ -1,0 +1,190 @@
+"""Decide whether a lexicon match is cancelled by its surroundings.
+
+Two kinds of check, both driven by data in ``lexicon.yaml``:
+
+* **negation** ("he has never hit me", "she would never hurt me"): a negator among the
+  few words before the match (or inside it) cancels it, unless the negator is about
+  something else ("I never *told* anyone he hits me", "he never *stops*") or the
+  sentence says it happened after all ("he hasn't hit me *since* March", "*anymore*").
+* **contexts** (media, sport, figures of speech, playfulness, consent respected,
+  hypotheticals...): a context pattern found in the right place cancels the match.
+  Scopes: ``overlap`` (the context overlaps the match: "hit me *up*"), ``before``
+  (shortly before it: "what if he..."), ``sentence`` (anywhere in the sentence),
+  ``third_person`` (this sentence or the one before, and only when the match is not
+  about the writer: "in the book he strangles her" but never "he choked me").
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Set as AbstractSet
+
+from safety.lexicon import CompiledPattern, Context, Lexicon, Negation
+from safety.patterns import search_words
+
+_TOKEN = re.compile(r"[a-z0-9']+")
+_BOUNDARY = re.compile(r"[.!?;\n]")
+_LOOKBACK = 120
+_CLAUSE_BREAKS = frozenset(
+    [
+        "and",
+        "but",
+        "because",
+        "cause",
+        "cuz",
+        "so",
+        "then",
+        "after",
+        "before",
+        "if",
+        "while",
+        "until",
+        "that",
+        "which",
+        "who",
+        "or",
+        "though",
+        "although",
+        "when",
+        "whenever",
+        "since",
+    ]
+)
+
+
+class Sentences:
+    """Sentence boundaries of a normalised text, computed on first use."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ends: list[int] | None = None
+
+    def _bounds(self) -> list[int]:
+        if self._ends is None:
+            self._ends = [m.start() for m in _BOUNDARY.finditer(self._text)]
+        return self._ends
+
+    def around(self, pos: int) -> tuple[int, int, int]:
+        """(previous sentence start, sentence start, sentence end) around ``pos``."""
+        ends = self._bounds()
+        i = bisect.bisect_left(ends, pos)
+        start = ends[i - 1] + 1 if i > 0 else 0
+        end = ends[i] if i < len(ends) else len(self._text)
+        prev = ends[i - 2] + 1 if i > 1 else 0
+        return prev, start, end
+
+
+def is_negated(
+    neg: Negation,
+    text: str,
+    s0: int,
+    s1: int,
+    start: int,
+    end: int,
+    *,
+    inside: bool = True,
+) -> bool:
+    """True when a negator governs the match ``[start, end)`` in sentence ``[s0, s1)``.
+
+    ``inside=False`` looks only at the words before the match (for signals whose own
+    wording contains a negation: "I don't want to be alive").
+    """
+    before = _TOKEN.findall(text, max(s0, start - _LOOKBACK), start)[-neg.window_words :]
+    # a clause break between a negator and the match ends the negator's reach
+    for k in range(len(before) - 1, -1, -1):
+        if before[k] in _CLAUSE_BREAKS:
+            before = before[k + 1 :]
+            break
+    toks = before + _TOKEN.findall(text, start, end) if inside else before
+    negators = neg.negators
+    for i, tok in enumerate(toks):
+        if tok in negators or (i + 1 < len(toks) and f"{tok} {toks[i + 1]}" in negators):
+            if any(n in neg.opaque for n in toks[i + 1 : i + 4]):
+                continue
+            return neg.reversal.search(text, s0, s1) is None
+    return False
+
+
+def _runnable(pat: CompiledPattern, words: AbstractSet[str]) -> bool:
+    for req in pat.requires:  # noqa: SIM110 - a plain loop is faster on the hot path
+        if req.isdisjoint(words):
+            return False
+    return True
+
+
+def _any_match(
+    patterns: tuple[CompiledPattern, ...],
+    text: str,
+    words: AbstractSet[str],
+    lo: int,
+    hi: int,
+    overlap: tuple[int, int] | None = None,
+) -> bool:
+    for pat in patterns:
+        if not _runnable(pat, words):
+            continue
+        for s, e in search_words(pat.regex, text, lo, hi):
+            if overlap is None or (s < overlap[1] and e > overlap[0]):
+                return True
+    return False
+
+
+def cancelled_by(
+    lex: Lexicon,
+    contexts: tuple[Context, ...],
+    text: str,
+    words: AbstractSet[str],
+    sentences: Sentences,
+    start: int,
+    end: int,
+) -> str | None:
+    """The name of the first context that cancels the match, if any."""
+    prev, s0, s1 = sentences.around(start)
+    first_person: bool | None = None
+    for ctx in contexts:
+        if ctx.any_trigger is not None and ctx.any_trigger.isdisjoint(words):
+            continue
+        overlap: tuple[int, int] | None = None
+        if ctx.first_person_only:
+            if first_person is None:
+                tail = _TOKEN.findall(text, end, min(s1, end + 40))[:3]
+                first_person = not lex.first_person.isdisjoint([*_TOKEN.findall(text, start, end), *tail])
+            if first_person:
+                continue
+            lo, hi = prev, s1
+        elif ctx.scope == "before":
+            lo, hi = max(s0, start - _LOOKBACK), end
+        elif ctx.scope == "after":
+            lo, hi = start, s1
+        elif ctx.scope == "overlap":
+            lo, hi = max(s0, start - _LOOKBACK), min(s1, end + _LOOKBACK)
+            overlap = (start, end)
+        else:
+            lo, hi = s0, s1
+        if _any_match(ctx.patterns, text, words, lo, hi, overlap):
+            if ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, s1):
+                continue
+            return ctx.name
+    return None
+
+
+def satisfied(
+    contexts: tuple[Context, ...],
+    text: str,
+    words: AbstractSet[str],
+    sentences: Sentences,
+    start: int,
+) -> bool:
+    """True when every context in ``contexts`` occurs in the sentence around ``start``
+    (scope ``before``: this sentence or the one before)."""
+    prev, s0, s1 = sentences.around(start)
+    for ctx in contexts:
+        if ctx.any_trigger is not None and ctx.any_trigger.isdisjoint(words):
+            return False
+        lo = prev if ctx.scope == "before" else s0
+        if not _any_match(ctx.patterns, text, words, lo, s1):
+            return False
+    return True

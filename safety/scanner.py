@@ -1,0 +1,232 @@
+"""``scan(text, context) -> Verdict``: find abuse and crisis signals in one text.
+
+How a scan runs (linear in the length of the text):
+
+1. normalise the text (case, quotes, texting, misspellings), keeping an offset map;
+2. look its words up in the trigger index: every lexicon pattern is indexed under its
+   most specific required word, and only patterns whose required words all occur are
+   tried (most messages try none or a few);
+3. run each such pattern only over the sentences that hold its trigger word (at most
+   a few hundred characters around it), so the cost stays proportional to the length;
+4. drop matches cancelled by negation or a context (media, sport, figure of speech...);
+5. apply escalators (pregnancy, escalating violence, a gun at home) that raise
+   ``risk`` to ``danger``;
+6. for replies (``ScanContext(source="reply")``), add the reply checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import msgspec
+
+from safety.context import Sentences, cancelled_by, is_negated, satisfied
+from safety.lexicon import CompiledPattern, Lexicon, SignalRule
+from safety.normalize import Normalized
+from safety.patterns import search_words
+from safety.severity import Severity
+from safety.verdict import UNSAFE_REPLY, ScanContext, Signal, Verdict, make_verdict
+
+_WORDS = re.compile(r"[a-z]+")
+_WINDOW = 300
+_DEFAULT = ScanContext()
+
+
+class _Text:
+    """A normalised text with lazily computed word positions and sentences."""
+
+    __slots__ = ("_positions", "_windows", "norm", "sentences", "text", "words")
+
+    def __init__(self, norm: Normalized) -> None:
+        self.norm = norm
+        self.text = norm.text
+        self.words = set(_WORDS.findall(self.text))
+        self.sentences = Sentences(self.text)
+        self._positions: dict[str, list[int]] = {}
+        self._windows: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+
+    def positions(self, word: str) -> list[int]:
+        """Start offsets of ``word`` as a whole word."""
+        found = self._positions.get(word)
+        if found is None:
+            found = []
+            text = self.text
+            n = len(word)
+            i = text.find(word)
+            while i >= 0:
+                before = text[i - 1] if i else " "
+                after = text[i + n] if i + n < len(text) else " "
+                if not ("a" <= before <= "z") and not ("a" <= after <= "z"):
+                    found.append(i)
+                i = text.find(word, i + 1)
+            self._positions[word] = found
+        return found
+
+    def windows(self, words: list[str]) -> list[tuple[int, int]]:
+        """Merged sentence windows (clipped to +-300 chars) around ``words``."""
+        key = tuple(words)
+        cached = self._windows.get(key)
+        if cached is None:
+            cached = self._windows[key] = self._compute_windows(words)
+        return cached
+
+    def _compute_windows(self, words: list[str]) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        for w in words:
+            for pos in self.positions(w):
+                _, s0, s1 = self.sentences.around(pos)
+                spans.append((max(s0, pos - _WINDOW), min(s1, pos + _WINDOW + len(w))))
+        spans.sort()
+        out: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            if out and lo <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], hi))
+            else:
+                out.append((lo, hi))
+        return out
+
+
+def _runnable(pat: CompiledPattern, words: set[str]) -> bool:
+    for req in pat.requires:  # noqa: SIM110 - a plain loop is faster on the hot path
+        if req.isdisjoint(words):
+            return False
+    return True
+
+
+def run_rules(
+    lex: Lexicon,
+    doc: _Text,
+    rules: tuple[SignalRule, ...],
+    tmap: Mapping[str, tuple[tuple[int, int], ...]],
+    trigger_words: frozenset[str],
+    *,
+    after_disclosure: bool = True,
+) -> list[Signal]:
+    """All uncancelled matches of ``rules`` in ``doc``."""
+    present = trigger_words.intersection(doc.words)
+    if not present:
+        return []
+    candidates: dict[tuple[int, int], list[str]] = {}
+    for w in present:
+        for key in tmap[w]:
+            candidates.setdefault(key, []).append(w)
+    found: list[Signal] = []
+    done: set[int] = set()  # one accepted match per signal is enough for a verdict
+    for key in sorted(candidates):
+        i, j = key
+        if i in done:
+            continue
+        rule = rules[i]
+        if rule.when == "after_disclosure" and not after_disclosure:
+            continue
+        pat = rule.patterns[j]
+        if not _runnable(pat, doc.words):
+            continue
+        for start, end in _matches(pat, doc, candidates[key]):
+            accepted = _accept(lex, rule, doc, start, end)
+            if accepted:
+                found.extend(accepted)
+                done.add(i)
+                break
+    return found
+
+
+def _matches(pat: CompiledPattern, doc: _Text, trigger_words: list[str]) -> list[tuple[int, int]]:
+    """Matches of one pattern: anchored at its possible first words when they are known
+    (one cheap attempt per occurrence), else searched around its trigger words."""
+    if pat.anchor is not None:
+        out: list[tuple[int, int]] = []
+        match = pat.regex.match
+        text = doc.text
+        for w in pat.anchor.intersection(doc.words):
+            for pos in doc.positions(w):
+                m = match(text, pos)
+                if m is not None:
+                    out.append(m.span())
+        return out
+    spans: list[tuple[int, int]] = []
+    for lo, hi in doc.windows(trigger_words):
+        spans.extend(search_words(pat.regex, doc.text, lo, hi))
+    return spans
+
+
+def _accept(lex: Lexicon, rule: SignalRule, doc: _Text, start: int, end: int) -> list[Signal]:
+    """The signals for one match, or none when negation or a context cancels it."""
+    text = doc.text
+    if rule.negatable != "off":
+        _, s0, s1 = doc.sentences.around(start)
+        inside = rule.negatable == "full"
+        if is_negated(lex.negation, text, s0, s1, start, end, inside=inside):
+            return []
+    if cancelled_by(lex, rule.contexts, text, doc.words, doc.sentences, start, end):
+        return []
+    if rule.needs and not satisfied(rule.needs, text, doc.words, doc.sentences, start):
+        return []
+    o0, o1 = doc.norm.span(start, end)
+    snippet = doc.norm.original[o0:o1]
+    return [Signal(rule.id, cat, rule.severity, o0, o1, snippet) for cat in (rule.category, *rule.also)]
+
+
+def _escalate(lex: Lexicon, doc: _Text, signals: list[Signal]) -> list[Signal]:
+    """Raise ``risk`` signals to ``danger`` when an escalator occurs in the text."""
+    out = signals
+    for esc in lex.escalators:
+        if esc.add_category is not None:
+            hits = {s for s in out if s.category in esc.raises and s.severity.rank >= 2}
+        else:
+            hits = {s for s in out if s.category in esc.raises and s.severity == Severity.RISK}
+        if not hits:
+            continue
+        match = _first_escalator_match(lex, esc.patterns, doc)
+        if match is None:
+            continue
+        o0, o1 = doc.norm.span(*match)
+        first = min(hits, key=lambda s: s.start)
+        if esc.add_category is not None:
+            top = max((s.severity for s in hits), key=lambda v: v.rank)
+            snippet = doc.norm.original[o0:o1]
+            out = [*out, Signal(esc.id, esc.add_category, top, o0, o1, snippet)]
+            continue
+        out = [msgspec.structs.replace(s, severity=Severity.DANGER) if s in hits else s for s in out]
+        out.append(Signal(esc.id, first.category, Severity.DANGER, o0, o1, doc.norm.original[o0:o1]))
+    return out
+
+
+def _first_escalator_match(
+    lex: Lexicon, patterns: tuple[CompiledPattern, ...], doc: _Text
+) -> tuple[int, int] | None:
+    for pat in patterns:
+        if not _runnable(pat, doc.words):
+            continue
+        words = [w for w in pat.trigger if w in doc.words]
+        for start, end in _matches(pat, doc, words):
+            _, s0, s1 = doc.sentences.around(start)
+            if not is_negated(lex.negation, doc.text, s0, s1, start, end):
+                return start, end
+    return None
+
+
+def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Verdict:
+    """:func:`safety.scan` against a given lexicon (tests use this with modified data)."""
+    ctx = context or _DEFAULT
+    doc = _Text(lex.normalizer(text))
+    signals = run_rules(lex, doc, lex.signals, lex.trigger_map, lex.trigger_words)
+    if signals:
+        signals = _escalate(lex, doc, signals)
+    if ctx.source == "reply":
+        carried = [
+            Signal("reply.carries_signal", UNSAFE_REPLY, s.severity, s.start, s.end, s.text)
+            for s in signals
+            if s.severity.rank >= Severity.RISK.rank
+        ]
+        signals += carried
+        signals += run_rules(
+            lex,
+            doc,
+            lex.reply_signals,
+            lex.reply_trigger_map,
+            lex.reply_trigger_words,
+            after_disclosure=ctx.after_disclosure,
+        )
+    return make_verdict(signals, lex.policy_version)

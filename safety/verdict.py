@@ -1,0 +1,74 @@
+"""The values a scan returns: signals, verdicts and the scan context."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from safety.severity import Severity
+
+#: Category for problems found in a model reply rather than in a person's message.
+UNSAFE_REPLY = "unsafe_reply"
+
+CATEGORIES: tuple[str, ...] = (
+    "physical_abuse",
+    "sexual_coercion",
+    "coercive_control",
+    "emotional_abuse",
+    "threats",
+    "stalking",
+    "child_safety",
+    "self_harm",
+    "harm_to_others",
+    UNSAFE_REPLY,
+)
+
+
+class Signal(msgspec.Struct, frozen=True):
+    """One lexicon signal found in a text; ``start``/``end`` index the original text."""
+
+    id: str
+    category: str
+    severity: Severity
+    start: int
+    end: int
+    text: str
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """The result of a scan: the most serious severity and what was found."""
+
+    severity: Severity
+    categories: tuple[str, ...]
+    signals: tuple[Signal, ...]
+    policy_version: str
+
+    @property
+    def is_disclosure(self) -> bool:
+        """True at ``risk`` or ``danger``: the coach stops coaching and offers help."""
+        return self.severity.rank >= Severity.RISK.rank
+
+    @property
+    def is_author_of_harm(self) -> bool:
+        """True when the author says they harm (or want to harm) someone."""
+        return "harm_to_others" in self.categories
+
+
+class ScanContext(msgspec.Struct, frozen=True):
+    """Where a text comes from; ``reply`` adds the model-reply checks."""
+
+    source: Literal["message", "reply"] = "message"
+    country: str | None = None
+    after_disclosure: bool = False
+
+
+def make_verdict(signals: list[Signal] | tuple[Signal, ...], policy_version: str) -> Verdict:
+    """Build a verdict from signals (ordered by position, duplicates removed)."""
+    unique = sorted(set(signals), key=lambda s: (s.start, s.end, s.id, s.category))
+    severity = Severity.NONE
+    for sig in unique:
+        if sig.severity.rank > severity.rank:
+            severity = sig.severity
+    categories = tuple(sorted({s.category for s in unique if s.severity.rank > 0}))
+    return Verdict(severity, categories, tuple(unique), policy_version)

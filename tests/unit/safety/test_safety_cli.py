@@ -1,0 +1,67 @@
+"""``python -m safety eval`` and the evaluation harness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from safety.cli import main
+from safety.evaluation import evaluate, format_table, load_cases, report_json
+
+
+def _write(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+ROWS: list[dict[str, object]] = [
+    {"text": "he choked me", "expected": "danger", "categories": ["physical_abuse"]},
+    {"text": "he hits me", "expected": "risk", "categories": ["physical_abuse"]},
+    {"text": "she beat me at chess", "expected": "none", "categories": []},
+    {"text": "we went for a walk", "expected": "none", "categories": []},
+    {"text": "my bf is lovely", "expected": "risk", "categories": ["stalking"]},
+]
+
+
+def test_report_figures(tmp_path: Path) -> None:
+    report = evaluate(load_cases(_write(tmp_path / "c.jsonl", ROWS)))
+    assert report.cases == 5
+    assert report.recall_risk_or_danger == pytest.approx(2 / 3)
+    assert report.recall_danger == 1.0
+    assert report.false_positive_rate == 0.0
+    assert report.precision == 1.0
+    assert report.per_category == {"physical_abuse": 1.0, "stalking": 0.0}
+    assert report.confusion["risk"]["none"] == 1
+    assert [m.kind for m in report.misses] == ["missed"]
+    assert report.median_us > 0 and report.p99_us >= report.median_us
+    assert "recall danger" in format_table(report)
+    assert report_json(report)["cases"] == 5
+
+
+def test_cli_json_last_line_is_one_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "c.jsonl", ROWS)
+    assert main(["eval", str(path), "--format", "json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    data = json.loads(last)
+    for key in (
+        "cases",
+        "recall_risk_or_danger",
+        "recall_danger",
+        "false_positive_rate",
+        "precision",
+        "per_category",
+        "median_us",
+        "p99_us",
+    ):
+        assert key in data
+
+
+def test_cli_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(_write(tmp_path / "c.jsonl", ROWS))]) == 0
+    assert "recall risk-or-danger" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": 1}\n', encoding="utf-8")
+    assert main(["eval", str(bad)]) == 2
+    assert main(["eval", str(tmp_path / "missing.jsonl")]) == 2

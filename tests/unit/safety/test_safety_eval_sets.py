@@ -1,0 +1,76 @@
+"""The safety layer meets its targets on the shared dev set and on the project's own cases.
+
+Targets (design: "Safety policy"): recall for risk-or-danger >= 0.97, recall for danger
+>= 0.95, false-positive rate <= 0.03 - plus per-category floors so one category cannot
+collapse silently while the totals still look fine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from safety.evaluation import Report, evaluate, load_cases
+
+REPO = Path(__file__).resolve().parents[3]
+SETS = {
+    "shared_dev": REPO / "../shared/eval/safety_dev.jsonl",
+    "own_dev": REPO / "tests/safety_cases/dev_cases.jsonl",
+}
+CATEGORY_FLOOR = 0.85
+
+
+@pytest.fixture(scope="module", params=sorted(SETS))
+def report(request: pytest.FixtureRequest) -> Report:
+    path = SETS[request.param]
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return evaluate(load_cases(path))
+
+
+def _misses(report: Report, kind: str) -> str:
+    return "\n".join(m.text[:200] for m in report.misses if m.kind == kind)
+
+
+def test_recall_risk_or_danger(report: Report) -> None:
+    assert report.recall_risk_or_danger >= 0.97, _misses(report, "missed")
+
+
+def test_recall_danger(report: Report) -> None:
+    assert report.recall_danger >= 0.95, _misses(report, "under_danger")
+
+
+def test_false_positive_rate(report: Report) -> None:
+    assert report.false_positive_rate <= 0.03, _misses(report, "false_alarm")
+
+
+def test_every_category_has_a_floor(report: Report) -> None:
+    low = {c: v for c, v in report.per_category.items() if v < CATEGORY_FLOOR}
+    assert not low, f"categories under {CATEGORY_FLOOR}: {low}"
+
+
+def test_sets_are_big_enough_to_mean_something(report: Report) -> None:
+    assert report.positives >= 30
+    assert report.negatives >= 30
+
+
+def test_own_dev_set_covers_what_the_brief_asks() -> None:
+    cases = load_cases(SETS["own_dev"])
+    negatives = [c for c in cases if c.expected.value == "none"]
+    assert len(cases) >= 400
+    assert len(negatives) >= 200
+    assert sum(len(c.text) >= 1500 for c in cases) >= 5
+    seen = {(cat, c.expected.value) for c in cases for cat in c.categories}
+    for cat in (
+        "physical_abuse",
+        "sexual_coercion",
+        "coercive_control",
+        "emotional_abuse",
+        "threats",
+        "stalking",
+        "child_safety",
+        "self_harm",
+        "harm_to_others",
+    ):
+        assert (cat, "risk") in seen or (cat, "danger") in seen, cat

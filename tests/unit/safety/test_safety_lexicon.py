@@ -1,0 +1,109 @@
+"""Every lexicon signal fires on its examples and stays quiet on its benign lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from safety import ScanContext, Severity, scan
+from safety.engine import LEXICON
+from safety.lexicon import SignalRule
+
+REPLY = ScanContext(source="reply", after_disclosure=True)
+
+
+def _examples(rules: tuple[SignalRule, ...]) -> list[tuple[str, str]]:
+    return [(r.id, e) for r in rules for e in r.examples]
+
+
+def _benign(rules: tuple[SignalRule, ...]) -> list[tuple[str, str]]:
+    return [(r.id, b) for r in rules for b in r.benign]
+
+
+def test_every_signal_is_documented_and_exemplified() -> None:
+    for rule in (*LEXICON.signals, *LEXICON.reply_signals):
+        assert rule.description, rule.id
+        assert rule.examples, f"{rule.id} has no examples"
+        assert rule.benign, f"{rule.id} has no benign lines"
+
+
+@pytest.mark.parametrize(("signal_id", "text"), _examples(LEXICON.signals))
+def test_signal_fires_on_its_examples(signal_id: str, text: str) -> None:
+    verdict = scan(text)
+    assert signal_id in {s.id for s in verdict.signals}, [s.id for s in verdict.signals]
+
+
+@pytest.mark.parametrize(("signal_id", "text"), _benign(LEXICON.signals))
+def test_signal_stays_quiet_on_benign_lines(signal_id: str, text: str) -> None:
+    verdict = scan(text)
+    assert signal_id not in {s.id for s in verdict.signals}
+    assert verdict.severity.rank < Severity.RISK.rank, verdict.signals
+
+
+@pytest.mark.parametrize(("signal_id", "text"), _examples(LEXICON.reply_signals))
+def test_reply_signal_fires_on_its_examples(signal_id: str, text: str) -> None:
+    assert signal_id in {s.id for s in scan(text, REPLY).signals}
+
+
+@pytest.mark.parametrize(("signal_id", "text"), _benign(LEXICON.reply_signals))
+def test_reply_signal_stays_quiet_on_benign_lines(signal_id: str, text: str) -> None:
+    assert signal_id not in {s.id for s in scan(text, REPLY).signals}
+
+
+@pytest.mark.parametrize("escalator", LEXICON.escalators, ids=lambda e: e.id)
+def test_escalator_examples_raise(escalator: object) -> None:
+    from safety.lexicon import Escalator
+
+    assert isinstance(escalator, Escalator)
+    for text in escalator.examples:
+        ids = {s.id for s in scan(text).signals}
+        assert escalator.id in ids, (text, ids)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "he has never hit me",
+        "He would never hurt me.",
+        "My wife has never laid a finger on me.",
+        "a crime show where the husband strangles his wife",
+        "in the book he strangles her",
+        "she beat me at chess",
+        "he killed it at karaoke",
+        "she tackled me into the pool laughing",
+        "this commute is killing me",
+        "I'd kill for a coffee",
+        "work is strangling our weekends",
+        "she'll kill me if I forget the milk haha",
+        "I'd die for my kids",
+        "we both share locations, it's mutual",
+        "Awareness week: one in four women experience domestic abuse.",
+        "He slammed the door because he was late, then apologised.",
+        "She rolled her eyes at my joke.",
+        "He raised his voice and apologised after.",
+    ],
+)
+def test_brief_negatives_stay_below_risk(text: str) -> None:
+    assert scan(text).severity.rank < Severity.RISK.rank
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my ex used to choke me", Severity.DANGER),
+        ("hands around my neck", Severity.DANGER),
+        ("he grabbed me by the throat", Severity.DANGER),
+        ("she squeezed my throat", Severity.DANGER),
+        ("I was choked", Severity.DANGER),
+        ("he's been hitting me", Severity.RISK),
+        ("got hit again last night", Severity.RISK),
+        ("how do I help a friend whose husband hits her", Severity.RISK),
+        ("I shoved her into the wall", Severity.RISK),
+        ("hes been hittin me n idk wat to do", Severity.RISK),
+        ("he CHOAKED me", Severity.DANGER),
+        ("he strangeld me last nite", Severity.DANGER),
+        ("she thretened to kill me", Severity.DANGER),
+        ("im thinking about suicde", Severity.RISK),
+    ],
+)
+def test_brief_positives(text: str, expected: Severity) -> None:
+    assert scan(text).severity.rank >= expected.rank
