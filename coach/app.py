@@ -45,14 +45,17 @@ log = logging.getLogger("coach.app")
 
 def make_redis(settings: Settings) -> aioredis.Redis:
     if settings.redis_url:
-        return aioredis.from_url(
+        # A blocking pool: when every connection is busy a request waits (briefly) for one
+        # instead of failing at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=5,
             decode_responses=True,
             socket_connect_timeout=2,
-            socket_timeout=None,
             health_check_interval=15,
-            retry_on_timeout=False,
         )
+        return aioredis.Redis(connection_pool=pool)
     import fakeredis
 
     log.warning("COACH_REDIS_URL is not set: using an in-process store; nothing is persisted")

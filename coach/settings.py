@@ -23,6 +23,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "COACH_REDIS_URL",
         "Redis URL. Empty: an in-process store (fakeredis), nothing persisted.",
     ),
+    "redis_max_connections": (
+        "COACH_REDIS_MAX_CONNECTIONS",
+        "Redis connection pool size; a request waits for a free connection (up to 5 s).",
+    ),
     "model_base_url": (
         "COACH_MODEL_BASE_URL",
         "OpenAI-compatible API base URL (OpenAI, vLLM, Ollama, llama.cpp). Empty: offline.",
@@ -89,6 +93,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str | None = None
+    redis_max_connections: int = 256
     model_base_url: str | None = None
     model_api_key: str | None = None
     model: str = "gpt-4o-mini"

@@ -7,6 +7,7 @@ Every key lives under ``coach:`` and carries the retention TTL, refreshed on act
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -260,7 +261,11 @@ class Store:
         return bool(await self.redis.set(self.k("inflight", partner_id), "1", nx=True, ex=ttl_seconds))
 
     async def release_turn(self, partner_id: str) -> None:
-        await self.redis.delete(self.k("inflight", partner_id))
+        """Best effort: if the store is failing, the claim's TTL frees the partner."""
+        try:
+            await self.redis.delete(self.k("inflight", partner_id))
+        except Exception:
+            logging.getLogger("coach.store").warning("could not release a turn claim", exc_info=True)
 
     # -- template statistics (counts only, never text) ------------------------------
     async def count_reply(self, template_id: str, version: str, *, replaced: bool) -> None:
