@@ -82,6 +82,31 @@ def _verdict_info(verdict: Verdict) -> SafetyInfo:
     )
 
 
+def _notice(
+    session_id: str,
+    text: str,
+    template: TemplateRef,
+    step_id: str,
+    visible_to: str,
+    now: float,
+    safety: SafetyInfo | None = None,
+) -> Turn:
+    """A coach notice addressed to one partner only."""
+    return Turn(
+        id=new_id("ntc"),
+        session_id=session_id,
+        seq=0,
+        kind="notice",
+        author=COACH,
+        text=text,
+        created_at=now,
+        step_id=step_id,
+        visible_to=visible_to,
+        template=template,
+        safety=safety,
+    )
+
+
 class Coach:
     def __init__(
         self,
@@ -280,22 +305,11 @@ class Coach:
         ]
         if session.mode == "together" and session.status != "paused":
             notice_text, notice_ref = paused_notice(self.catalog, couple.country)
-            for other in couple.partner_ids:
-                if other != partner.id:
-                    turns.append(
-                        Turn(
-                            id=new_id("ntc"),
-                            session_id=session.id,
-                            seq=0,
-                            kind="notice",
-                            author=COACH,
-                            text=notice_text,
-                            created_at=now,
-                            step_id=step_id,
-                            visible_to=other,
-                            template=notice_ref,
-                        )
-                    )
+            turns += [
+                _notice(session.id, notice_text, notice_ref, step_id, other, now)
+                for other in couple.partner_ids
+                if other != partner.id
+            ]
         session.status = "paused"
         if partner.id not in session.disclosed_by:
             session.disclosed_by.append(partner.id)
@@ -415,21 +429,7 @@ class Coach:
                 # A mild signal: a gentle, private pointer to a counselor, once a session.
                 session.concern_noted.append(author)
                 text, ref = concern_notice(self.catalog, pending.country)
-                turns.append(
-                    Turn(
-                        id=new_id("ntc"),
-                        session_id=session.id,
-                        seq=0,
-                        kind="notice",
-                        author=COACH,
-                        text=text,
-                        created_at=time.time(),
-                        step_id=pending.step_id,
-                        visible_to=author,
-                        template=ref,
-                        safety=inbound,
-                    )
-                )
+                turns.append(_notice(session.id, text, ref, pending.step_id, author, time.time(), inbound))
             return turns
 
         session, turns = await self.store.commit_turns(pending.session.id, update)
