@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Server
 from coach import __version__
 from coach.api.auth import current_couple, current_partner
 from coach.api.challenge import ChallengeController
+from coach.api.content_type import RequireJson
 from coach.api.couples import CoupleController
 from coach.api.exercises import ExerciseController
 from coach.api.health import healthz, readyz
@@ -184,6 +185,7 @@ def create_app(
             max_age=600,
         ),
         middleware=[
+            RequireJson,
             DefineMiddleware(
                 RateLimiter,
                 store=store,

@@ -21,6 +21,9 @@ from coach.records import ChallengeProgress, Couple, Partner, Session, Turn
 
 T = TypeVar("T")
 IDEMPOTENCY_TTL = 24 * 3600
+# How long a first request's claim on its key lasts if it never finishes (e.g. Redis went
+# down mid-turn): retries get 409 idempotency-in-progress until then.
+PENDING_TTL = 60
 EVENTS_KEPT = 2000
 
 _INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
@@ -233,7 +236,7 @@ class Store:
         first request, or None when this request is the first and should proceed."""
         rkey = self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest())
         claimed = await self.redis.set(
-            rkey, msgspec.json.encode({"fp": fingerprint, "state": "pending"}), nx=True, ex=300
+            rkey, msgspec.json.encode({"fp": fingerprint, "state": "pending"}), nx=True, ex=PENDING_TTL
         )
         if claimed:
             return None

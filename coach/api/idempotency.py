@@ -19,21 +19,36 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(b"\0".join([method.encode(), path.encode(), body])).hexdigest()
 
 
-async def idempotent(
-    request: Request[Any, Any, Any],
-    store: Store,
-    scope: str,
-    run: Callable[[], Awaitable[tuple[int, Any]]],
-) -> Response[bytes]:
-    """Run ``run`` once per (scope, Idempotency-Key); replay its response on retries."""
+class Claim(msgspec.Struct, frozen=True):
+    """This request is the first with its key: finish (or abandon) it when done."""
+
+    store: Store
+    scope: str
+    key: str
+    fingerprint: str
+
+    async def finish(self, status: int, body: bytes) -> None:
+        await self.store.idempotency_finish(self.scope, self.key, self.fingerprint, status, body)
+
+    async def abandon(self) -> None:
+        await self.store.idempotency_abandon(self.scope, self.key)
+
+
+class Replay(msgspec.Struct, frozen=True):
+    """A retry: the first request's status and body."""
+
+    status: int
+    body: bytes
+
+
+async def claim(request: Request[Any, Any, Any], store: Store, scope: str) -> Claim | Replay | None:
+    """None when the request carries no key; else a Claim to proceed or the Replay to send."""
     key = request.headers.get(HEADER)
-    if key is not None and not 1 <= len(key) <= 255:
-        raise Problem("bad-request", "Idempotency-Key must be 1 to 255 characters.")
     if key is None:
-        status, body = await run()
-        return Response(content=msgspec.json.encode(body), status_code=status, media_type="application/json")
-    body_bytes = await request.body()
-    fp = fingerprint(request.method, request.url.path, body_bytes)
+        return None
+    if not 1 <= len(key) <= 255:
+        raise Problem("bad-request", "Idempotency-Key must be 1 to 255 characters.")
+    fp = fingerprint(request.method, request.url.path, await request.body())
     try:
         stored = await store.idempotency_begin(scope, key, fp)
     except IdempotencyConflict:
@@ -41,18 +56,36 @@ async def idempotent(
     except IdempotencyInProgress:
         raise Problem("idempotency-in-progress", headers={"Retry-After": "1"}) from None
     if stored is not None:
-        status, content = stored
-        return Response(
-            content=content,
-            status_code=status,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true"},
-        )
+        return Replay(status=stored[0], body=stored[1])
+    return Claim(store=store, scope=scope, key=key, fingerprint=fp)
+
+
+def replay_response(replay: Replay) -> Response[bytes]:
+    return Response(
+        content=replay.body,
+        status_code=replay.status,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+async def idempotent(
+    request: Request[Any, Any, Any],
+    store: Store,
+    scope: str,
+    run: Callable[[], Awaitable[tuple[int, Any]]],
+) -> Response[bytes]:
+    """Run ``run`` once per (scope, Idempotency-Key); replay its response on retries."""
+    found = await claim(request, store, scope)
+    if isinstance(found, Replay):
+        return replay_response(found)
     try:
         status, body = await run()
     except BaseException:
-        await store.idempotency_abandon(scope, key)
+        if found is not None:
+            await found.abandon()
         raise
     encoded = msgspec.json.encode(body)
-    await store.idempotency_finish(scope, key, fp, status, encoded)
+    if found is not None:
+        await found.finish(status, encoded)
     return Response(content=encoded, status_code=status, media_type="application/json")

@@ -138,6 +138,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             exc.headers,
             **exc.extra_members,
         )
+    if isinstance(exc, RecursionError):
+        status, title = PROBLEMS["bad-request"]
+        return problem_response(status, "bad-request", title, "The body is nested too deeply.", path)
     if isinstance(exc, UnicodeDecodeError):
         status, title = PROBLEMS["bad-request"]
         return problem_response(status, "bad-request", title, "The body is not valid UTF-8.", path)

@@ -13,7 +13,7 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_201_CREATED
 
-from coach.api.idempotency import idempotent
+from coach.api.idempotency import Replay, claim, idempotent
 from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import (
     MessageList,
@@ -81,6 +81,26 @@ def result_out(result: TurnResult, viewer: str, names: dict[str, str | None], ca
         reply.safety = safety_out(result.message.safety)
     exercise = catalog.exercises[result.session.exercise_id]
     return PostResult(message=message, reply=reply, session=session_out(result.session, exercise))
+
+
+def replay_stream(replay: Replay) -> Response[Any]:
+    """A retried streamed turn: the stored result, replayed as the same kind of stream."""
+    body = msgspec.json.decode(replay.body)
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        yield ServerSentEventMessage(
+            data=msgspec.json.encode(body["message"]).decode(), event="message", id=1
+        )
+        yield ServerSentEventMessage(
+            data=msgspec.json.encode({"text": body["reply"]["text"]}).decode(), event="delta", id=2
+        )
+        yield ServerSentEventMessage(data=msgspec.json.encode(body).decode(), event="done", id=3)
+
+    return ServerSentEvent(
+        events(),
+        status_code=replay.status,
+        headers={"Cache-Control": "no-store", "Idempotent-Replayed": "true"},
+    )
 
 
 def wants_stream(request: Request[Any, Any, Any]) -> bool:
@@ -232,11 +252,21 @@ class SessionController(Controller):
         settings: Settings,
         names: dict[str, str | None],
     ) -> Response[Any]:
-        await self._claim(store, partner, settings)
+        found = await claim(request, store, partner.id)
+        if isinstance(found, Replay):
+            return replay_stream(found)
+        try:
+            await self._claim(store, partner, settings)
+        except BaseException:
+            if found is not None:
+                await found.abandon()
+            raise
         try:
             accepted = await coach.accept(session_id, partner, couple, text)
         except BaseException as exc:
             await store.release_turn(partner.id)
+            if found is not None:
+                await found.abandon()
             if isinstance(exc, SessionPaused):
                 raise Problem("session-paused", "This exercise is paused for now.") from None
             if isinstance(exc, SessionCompleted):
@@ -253,6 +283,16 @@ class SessionController(Controller):
                 n += 1
                 return ServerSentEventMessage(data=msgspec.json.encode(payload).decode(), event=kind, id=n)
 
+            finished = False
+
+            async def done(result: TurnResult) -> ServerSentEventMessage:
+                nonlocal finished
+                body = result_out(result, partner.id, names, catalog)
+                if found is not None:
+                    await found.finish(201, msgspec.json.encode(body))
+                finished = True
+                return event("done", body)
+
             try:
                 message = accepted.message
                 yield event("message", message_out(message, partner.id, names))
@@ -260,16 +300,15 @@ class SessionController(Controller):
                     yield event("safety", safety_out(message.safety))
                 if isinstance(accepted, TurnResult):
                     yield event("delta", {"text": accepted.reply.text})
-                    yield event("done", result_out(accepted, partner.id, names, catalog))
+                    yield await done(accepted)
                     return
                 assert isinstance(accepted, Pending)
                 async for kind, payload in coach.stream(accepted):
-                    if kind == "done":
-                        yield event("done", result_out(payload["result"], partner.id, names, catalog))
-                    else:
-                        yield event(kind, payload)
+                    yield await done(payload["result"]) if kind == "done" else event(kind, payload)
             finally:
                 await store.release_turn(partner.id)
+                if found is not None and not finished:
+                    await found.abandon()
 
         return ServerSentEvent(
             events(),

@@ -171,3 +171,15 @@ async def test_health_and_schema(client: Client) -> None:
     assert "/v1/sessions/{session_id}/messages" in schema["paths"]
     ui = await client.get("/schema")
     assert ui.status_code == 200 and "<html" in ui.text.lower()
+
+
+async def test_non_json_and_deeply_nested_bodies_are_refused_cleanly(client: Client) -> None:
+    plain = await client.post("/v1/couples", content=b"hello", headers={"content-type": "text/plain"})
+    assert_problem(plain, 415, "unsupported-media-type")
+    nested = await client.post(
+        "/v1/couples", content=b"[" * 30000, headers={"content-type": "application/json"}
+    )
+    assert nested.status_code == 400
+    assert nested.headers["content-type"].startswith("application/problem+json")
+    # Still serving.
+    assert (await client.post("/v1/couples", json={})).status_code == 201

@@ -143,3 +143,21 @@ async def test_export_and_delete(client: AsyncTestClient[Any], redis_client: Any
     assert await redis_client.keys(f"coach:couple:{c['couple_id']}*") == []
     assert await redis_client.keys("coach:partner:*") == []
     assert await redis_client.keys("coach:token:*") == []
+
+
+async def test_a_retried_streamed_turn_is_not_stored_twice(client: AsyncTestClient[Any]) -> None:
+    c = await new_couple(client)
+    sid = (
+        await client.post("/v1/sessions", json={"exercise_id": "deeper-questions"}, headers=c["a"])
+    ).json()["session_id"]
+    url = f"/v1/sessions/{sid}/messages"
+    headers = {**c["a"], "Idempotency-Key": "stream-1", "accept": "text/event-stream"}
+    first = await client.post(url, json={"text": "Something I am proud of."}, headers=headers)
+    retry = await client.post(url, json={"text": "Something I am proud of."}, headers=headers)
+    assert first.status_code == retry.status_code == 201
+    assert retry.headers.get("idempotent-replayed") == "true"
+    done_first = first.text.split("event: done")[1]
+    done_retry = retry.text.split("event: done")[1]
+    assert done_first.split("data: ")[1].split("\n")[0] == done_retry.split("data: ")[1].split("\n")[0]
+    transcript = (await client.get(url, headers=c["a"])).json()["messages"]
+    assert [m["kind"] for m in transcript] == ["message", "reply"]
