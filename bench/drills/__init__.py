@@ -1,0 +1,1 @@
+"""Reliability drills for the coach: faults, restarts, hostile input, access control."""

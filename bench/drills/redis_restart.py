@@ -1,0 +1,290 @@
+"""Drill 2: Redis dies. redis-server runs with ``appendonly yes`` and ``appendfsync
+always`` (every write is fsync'ed before Redis answers). 10 partners send turns for
+~20 s; at ~6 s Redis is killed with SIGKILL and restarted ~3 s later on the same port and
+directory. The coach is never restarted.
+
+Invariants: every acknowledged turn (201 received) is in the transcript afterwards; while
+Redis is down every request gets a quick 503 problem+json (no response slower than 3 s);
+afterwards every partner can take a turn again."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.drills.common import Coach, DrillResult, FaultUpstream, Redis, new_couple, new_session, transcript
+
+COUPLES = 5
+RUN_SECONDS = 20.0
+KILL_AT = 6.0
+DOWN_FOR = 3.0
+MAX_TURNS_PER_PARTNER = 300
+HANG_LIMIT = 3.0
+RECOVERY_BUDGET = 30.0
+
+
+@dataclass
+class Attempt:
+    started: float
+    latency: float
+    status: Any
+    ctype: str
+    problem: str | None
+    path: str
+
+
+@dataclass
+class State:
+    t0: float = 0.0
+    killed_at: float | None = None
+    restarted_at: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    acked: dict[str, list[str]] = field(default_factory=dict)  # who -> acked texts
+    unacked: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # who -> (text, statuses)
+    sent: int = 0
+
+
+async def request(c: httpx.AsyncClient, st: State, method: str, url: str, **kw: Any) -> httpx.Response | None:
+    start = time.monotonic()
+    try:
+        r = await c.request(method, url, **kw)
+    except httpx.HTTPError as exc:
+        st.attempts.append(
+            Attempt(start - st.t0, time.monotonic() - start, f"net:{type(exc).__name__}", "", None, url)
+        )
+        return None
+    problem = None
+    ctype = r.headers.get("content-type", "")
+    if "problem+json" in ctype:
+        try:
+            problem = r.json().get("type")
+        except ValueError:
+            problem = "unparseable"
+    st.attempts.append(Attempt(start - st.t0, time.monotonic() - start, r.status_code, ctype, problem, url))
+    return r
+
+
+async def partner_loop(c: httpx.AsyncClient, st: State, who: str, headers: dict[str, str], sid: str) -> None:
+    st.acked[who] = []
+    st.unacked[who] = []
+    for j in range(MAX_TURNS_PER_PARTNER):
+        if time.monotonic() - st.t0 > RUN_SECONDS:
+            return
+        text = f"{who} message {j} ({uuid.uuid4().hex[:6]})"
+        key = str(uuid.uuid4())
+        st.sent += 1
+        seen: list[Any] = []
+        for _ in range(40):  # retries with the same key, bounded in count and time
+            r = await request(
+                c,
+                st,
+                "POST",
+                f"/v1/sessions/{sid}/messages",
+                json={"text": text},
+                headers={**headers, "Idempotency-Key": key},
+            )
+            seen.append(st.attempts[-1].problem or st.attempts[-1].status)
+            if r is not None and r.status_code == 201:
+                st.acked[who].append(text)
+                break
+            if time.monotonic() - st.t0 > RUN_SECONDS + 10:
+                st.unacked[who].append((text, seen))
+                break
+            wait = 0.2
+            if r is not None and r.headers.get("retry-after"):
+                try:
+                    wait = min(1.0, float(r.headers["retry-after"]))
+                except ValueError:
+                    wait = 1.0
+            await asyncio.sleep(wait)
+
+
+async def prober(c: httpx.AsyncClient, st: State) -> None:
+    """Health and read probes every 0.2 s for the whole run."""
+    for _ in range(int(RUN_SECONDS / 0.2) + 10):
+        if time.monotonic() - st.t0 > RUN_SECONDS:
+            return
+        await request(c, st, "GET", "/readyz")
+        await request(c, st, "GET", "/healthz")
+        await asyncio.sleep(0.2)
+
+
+async def killer(st: State, redis: Redis) -> None:
+    await asyncio.sleep(KILL_AT)
+    redis.kill9()
+    st.killed_at = time.monotonic() - st.t0
+    await asyncio.sleep(DOWN_FOR)
+    await asyncio.to_thread(redis.start)
+    st.restarted_at = time.monotonic() - st.t0
+
+
+async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
+    st = State()
+    async with httpx.AsyncClient(base_url=coach.url, timeout=httpx.Timeout(15.0)) as c:
+        partners: list[tuple[str, dict[str, str], str]] = []
+        for i in range(COUPLES):
+            couple = await new_couple(c, f"R{i}")
+            for side in ("a", "b"):
+                partners.append((f"r{i}{side}", couple[side], await new_session(c, couple[side])))
+        st.t0 = time.monotonic()
+        await asyncio.wait_for(
+            asyncio.gather(
+                killer(st, redis),
+                prober(c, st),
+                *(partner_loop(c, st, who, h, sid) for who, h, sid in partners),
+            ),
+            RUN_SECONDS + 60,
+        )
+
+        # Recovery: every partner takes one more turn (retrying 409/503), bounded.
+        recovery: dict[str, float | None] = {}
+        recovery_status: dict[str, list[Any]] = {}
+        begin = time.monotonic()
+
+        async def recover(who: str, headers: dict[str, str], sid: str) -> None:
+            text, key = f"{who} after recovery", str(uuid.uuid4())
+            recovery_status[who] = []
+            while time.monotonic() - begin < RECOVERY_BUDGET:
+                try:
+                    r = await c.post(
+                        f"/v1/sessions/{sid}/messages",
+                        json={"text": text},
+                        headers={**headers, "Idempotency-Key": key},
+                    )
+                    recovery_status[who].append(
+                        r.status_code if r.status_code != 409 else f"409 {r.json().get('type')}"
+                    )
+                    if r.status_code == 201:
+                        st.acked[who].append(text)
+                        recovery[who] = round(time.monotonic() - begin, 2)
+                        return
+                except httpx.HTTPError as exc:
+                    recovery_status[who].append(type(exc).__name__)
+                await asyncio.sleep(0.5)
+            recovery[who] = None
+
+        await asyncio.gather(*(recover(who, h, sid) for who, h, sid in partners))
+
+        lost: list[str] = []
+        stuck: list[dict[str, Any]] = []
+        dupes = 0
+        for who, h, sid in partners:
+            msgs = await transcript(c, sid, h)
+            counts = collections.Counter(m["text"] for m in msgs if m["author"] == "partner")
+            lost.extend(t for t in st.acked[who] if counts.get(t, 0) == 0)
+            for text, seen in st.unacked[who]:
+                stuck.append(
+                    {
+                        "text": text,
+                        "stored": counts.get(text, 0),
+                        "first": seen[:3],
+                        "last": seen[-1],
+                        "attempts": len(seen),
+                    }
+                )
+            dupes += sum(n - 1 for n in counts.values() if n > 1)
+
+    assert st.killed_at is not None and st.restarted_at is not None
+    down = [a for a in st.attempts if st.killed_at <= a.started < st.restarted_at]
+    up = [a for a in st.attempts if a.started < st.killed_at or a.started >= st.restarted_at + 1.0]
+    down_max = max((a.latency for a in down), default=0.0)
+    down_bad = [
+        a for a in down if a.path != "/healthz" and not (a.status == 503 and "problem+json" in a.ctype)
+    ]
+    post_restart_5xx = [
+        a
+        for a in st.attempts
+        if a.started >= st.restarted_at + 1.0 and isinstance(a.status, int) and a.status >= 500
+    ]
+    result.sent = st.sent + len(partners)
+    result.acknowledged = sum(len(v) for v in st.acked.values())
+    result.lost = len(lost)
+    result.duplicates = dupes
+    result.max_latency = max((a.latency for a in st.attempts), default=0.0)
+    slow_recovery = {w: v for w, v in recovery.items() if v is None or v > 5}
+    result.notes.update(
+        {
+            "redis": "appendonly yes, appendfsync always",
+            "killed_at_s": round(st.killed_at, 2),
+            "restarted_at_s": round(st.restarted_at, 2),
+            "requests_while_down": len(down),
+            "max_latency_while_down_s": round(down_max, 3),
+            "statuses_while_down": dict(
+                collections.Counter(f"{a.path.split('/')[-1]} {a.status} {a.problem}" for a in down)
+            ),
+            "max_latency_while_up_s": round(max((a.latency for a in up), default=0.0), 3),
+            "statuses_after_restart": dict(
+                collections.Counter(
+                    f"{a.status} {a.problem}" for a in st.attempts if a.started >= st.restarted_at
+                )
+            ),
+            "recovery_turn_seconds": recovery,
+            "recovery_statuses": {w: s[:6] for w, s in recovery_status.items() if len(s) > 1},
+            "coach_pid_unchanged": coach.alive(),
+            "never_acknowledged_turns": stuck,
+        }
+    )
+    result.check("requests were made while Redis was down", len(down) > 0)
+    result.check(
+        f"no request hangs > {HANG_LIMIT}s while Redis is down",
+        down_max <= HANG_LIMIT,
+        f"max {down_max:.2f}s",
+    )
+    result.check(
+        "while down: 503 problem+json (healthz excepted)",
+        not down_bad,
+        "; ".join(f"{a.path} {a.status} {a.ctype} {a.latency:.2f}s" for a in down_bad[:4]),
+    )
+    result.check("every acknowledged turn survives the restart", not lost, "; ".join(lost[:4]))
+    result.check("no duplicate messages", dupes == 0)
+    result.check(
+        "every turn in flight at the crash is acknowledged on retry with its key (within ~10 s)",
+        not stuck,
+        f"{len(stuck)} turns stuck; {sum(1 for x in stuck if x['stored'])} of them stored "
+        f"but never acknowledged; e.g. {json.dumps(stuck[:1])}",
+    )
+    result.check(
+        "every partner takes a turn within 5 s after recovery (no coach restart)",
+        not slow_recovery,
+        json.dumps(slow_recovery),
+    )
+    result.check(
+        "no 5xx from 1 s after Redis is back",
+        not post_restart_5xx,
+        f"{len(post_restart_5xx)}: "
+        + "; ".join(f"{a.path} {a.status} {a.problem} at {a.started:.1f}s" for a in post_restart_5xx[:4]),
+    )
+    result.check("coach process still up (never restarted)", coach.alive())
+
+
+def run() -> DrillResult:
+    result = DrillResult("redis_restart")
+    started = time.monotonic()
+    redis = Redis(appendonly=True, fsync="always")
+    upstream = FaultUpstream()
+    coach: Coach | None = None
+    try:
+        redis.start()
+        upstream.start()
+        coach = Coach(redis.url, upstream.base_url, "redis_restart").start()
+        asyncio.run(drive(coach, redis, result))
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if coach is not None:
+            coach.stop()
+        upstream.stop()
+        redis.cleanup()
+        result.seconds = time.monotonic() - started
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run().as_dict(), indent=2))
