@@ -140,8 +140,13 @@ def cancelled_by(
     sentences: Sentences,
     start: int,
     end: int,
+    cache: dict[tuple[str, int, int, int, int], bool] | None = None,
 ) -> str | None:
-    """The name of the first context that cancels the match, if any."""
+    """The name of the first context that cancels the match, if any.
+
+    ``cache`` (one per text) remembers each context's answer for a span, so signals
+    matching in the same sentence do not test the same context twice.
+    """
     prev, s0, s1 = sentences.around(start)
     first_person: bool | None = None
     for ctx in contexts:
@@ -164,9 +169,15 @@ def cancelled_by(
             overlap = (start, end)
         else:
             lo, hi = s0, s1
-        if _any_match(ctx.patterns, text, words, lo, hi, overlap):
-            if ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, s1):
-                continue
+        key = (ctx.name, lo, hi, *(overlap or (-1, -1)))
+        hit = cache.get(key) if cache is not None else None
+        if hit is None:
+            hit = _any_match(ctx.patterns, text, words, lo, hi, overlap) and not (
+                ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, s1)
+            )
+            if cache is not None:
+                cache[key] = hit
+        if hit:
             return ctx.name
     return None
 
@@ -177,6 +188,7 @@ def satisfied(
     words: AbstractSet[str],
     sentences: Sentences,
     start: int,
+    cache: dict[tuple[str, int, int, int, int], bool] | None = None,
 ) -> bool:
     """True when every context in ``contexts`` occurs in the sentence around ``start``
     (scope ``before``: this sentence or the one before)."""
@@ -185,6 +197,12 @@ def satisfied(
         if ctx.any_trigger is not None and ctx.any_trigger.isdisjoint(words):
             return False
         lo = prev if ctx.scope == "before" else s0
-        if not _any_match(ctx.patterns, text, words, lo, s1):
+        key = ("needs:" + ctx.name, lo, s1, -1, -1)
+        hit = cache.get(key) if cache is not None else None
+        if hit is None:
+            hit = _any_match(ctx.patterns, text, words, lo, s1)
+            if cache is not None:
+                cache[key] = hit
+        if not hit:
             return False
     return True

@@ -162,7 +162,7 @@ def anchored(body: str, *, start: bool = True) -> str:
     # the end edge allows a possessive apostrophe ("the kids' arms") but not a
     # contraction ("he'll")
     end = r"(?!\w)(?!'(?:t|ll|re|ve|m|d)\b)"
-    return (r"(?<![\w'])" if start else "") + "(?:" + body + ")" + end
+    return (r"(?<!\w)(?<!\w')" if start else "") + "(?:" + body + ")" + end
 
 
 def search_words(rx: re.Pattern[str], text: str, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -174,7 +174,11 @@ def search_words(rx: re.Pattern[str], text: str, lo: int, hi: int) -> list[tuple
         if m is None:
             break
         s, e = m.span()
-        if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_'"):
+        if s > 0 and (
+            text[s - 1].isalnum()
+            or text[s - 1] == "_"
+            or (text[s - 1] == "'" and s > 1 and text[s - 2].isalnum())
+        ):
             pos = s + 1
             continue
         out.append((s, e))

@@ -36,7 +36,7 @@ _DEFAULT = ScanContext()
 class _Text:
     """A normalised text with lazily computed word positions and sentences."""
 
-    __slots__ = ("_positions", "_windows", "norm", "sentences", "text", "words")
+    __slots__ = ("_positions", "_windows", "ctx_cache", "norm", "sentences", "text", "words")
 
     def __init__(self, norm: Normalized) -> None:
         self.norm = norm
@@ -45,6 +45,7 @@ class _Text:
         self.sentences = Sentences(self.text)
         self._positions: dict[str, list[int]] = {}
         self._windows: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        self.ctx_cache: dict[tuple[str, int, int, int, int], bool] = {}
 
     def positions(self, word: str) -> list[int]:
         """Start offsets of ``word`` as a whole word."""
@@ -159,9 +160,9 @@ def _accept(lex: Lexicon, rule: SignalRule, doc: _Text, start: int, end: int) ->
         inside = rule.negatable == "full"
         if is_negated(lex.negation, text, s0, s1, start, end, inside=inside):
             return []
-    if cancelled_by(lex, rule.contexts, text, doc.words, doc.sentences, start, end):
+    if cancelled_by(lex, rule.contexts, text, doc.words, doc.sentences, start, end, doc.ctx_cache):
         return []
-    if rule.needs and not satisfied(rule.needs, text, doc.words, doc.sentences, start):
+    if rule.needs and not satisfied(rule.needs, text, doc.words, doc.sentences, start, doc.ctx_cache):
         return []
     o0, o1 = doc.norm.span(start, end)
     snippet = doc.norm.original[o0:o1]

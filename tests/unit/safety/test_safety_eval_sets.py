@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[3]
 SETS = {
     "shared_dev": REPO / "../shared/eval/safety_dev.jsonl",
     "own_dev": REPO / "tests/safety_cases/dev_cases.jsonl",
+    "dev_more": REPO / "tests/safety_cases/dev_more.jsonl",
 }
 CATEGORY_FLOOR = 0.85
 

@@ -32,6 +32,10 @@ def test_changed_data_changes_version_and_behaviour(tmp_path: Path) -> None:
     lex = d / "lexicon.yaml"
     text = lex.read_text(encoding="utf-8")
     text = text.replace('      - "{choke_verb} (me|{other_victim})"\n', "", 1)
+    # the broad cue signal also catches "throttled me": remove it too
+    text = text.replace(
+        '      - "(strangl(e|es|ed|ing)|throttl(e|es|ed|ing)) (me|her|him|us|my|{other_victim})"\n', "", 1
+    )
     lex.write_text(text, encoding="utf-8")
     changed = Lexicon.load(d)
     assert changed.policy_version != POLICY_VERSION
