@@ -49,7 +49,9 @@ class ChallengeController(Controller):
         summary="Start the 30-day challenge (returns the progress if already started)",
         status_code=HTTP_201_CREATED,
         responses={
-            200: ResponseSpec(ChallengeOut, description="Already started: the progress"),
+            200: ResponseSpec(
+                ChallengeOut, description="Already started: the progress", generate_examples=False
+            ),
             **problem_responses(401, 409),
         },
     )

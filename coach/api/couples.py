@@ -30,7 +30,10 @@ class CoupleController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="Create a couple (the first partner)",
-        responses={201: ResponseSpec(CoupleCreated, description="CoupleCreated"), **problem_responses(413)},
+        responses={
+            201: ResponseSpec(CoupleCreated, description="CoupleCreated", generate_examples=False),
+            **problem_responses(413),
+        },
     )
     async def create(
         self,
@@ -60,7 +63,7 @@ class CoupleController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Join a couple with its invite code",
         responses={
-            201: ResponseSpec(CoupleJoined, description="CoupleJoined"),
+            201: ResponseSpec(CoupleJoined, description="CoupleJoined", generate_examples=False),
             **problem_responses(404, 409, 413),
         },
     )

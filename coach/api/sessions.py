@@ -117,7 +117,7 @@ class SessionController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Start an exercise",
         responses={
-            201: ResponseSpec(SessionOut, description="SessionOut"),
+            201: ResponseSpec(SessionOut, description="SessionOut", generate_examples=False),
             **problem_responses(401, 404, 409, 413),
         },
     )
@@ -178,7 +178,7 @@ class SessionController(Controller):
         summary="Send a message; the coach replies (JSON, or SSE with Accept: text/event-stream)",
         response_description="The message and the coach's reply",
         responses={
-            201: ResponseSpec(PostResult, description="PostResult"),
+            201: ResponseSpec(PostResult, description="PostResult", generate_examples=False),
             **problem_responses(401, 404, 409, 413),
         },
     )

@@ -24,8 +24,13 @@ def test_every_problem_type_is_documented() -> None:
 
 def test_the_client_example_runs(live_server: LiveServer) -> None:
     env = {**os.environ, "COACH_URL": live_server.url}
-    done = subprocess.run([sys.executable, str(ROOT / "docs/examples/client.py")], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docs/examples/client.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "model=offline" in done.stdout
     assert "partner B sees 2 messages" in done.stdout
