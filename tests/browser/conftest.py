@@ -36,7 +36,10 @@ expect.set_options(timeout=10_000)
 @pytest.fixture(scope="session")
 async def playwright_instance() -> AsyncIterator[Playwright]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (once per session)
-        pytest.skip(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
+        message = f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # in CI a missing browser is a failure, never a silent skip
+        pytest.skip(message)
     async with async_playwright() as p:
         yield p
 
