@@ -8,7 +8,6 @@ collapse silently while the totals still look fine.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import pytest
