@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -22,6 +23,7 @@ from coach.store import Store
 
 log = logging.getLogger("coach.events")
 
+T = TypeVar("T")
 Event = tuple[str, Turn, str]  # (stream id, turn, visible_to or "")
 
 
@@ -127,3 +129,37 @@ async def next_event(listener: _Listener, wait_seconds: float) -> Event | None:
 
 
 __all__ = ["EventHub", "next_event"]
+
+
+async def with_heartbeats(source: AsyncIterator[T], every: float) -> AsyncIterator[T | None]:
+    """Items of ``source``, with None whenever ``every`` seconds pass without one (the
+    caller sends a heartbeat comment). Closing this generator cancels ``source``."""
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put(("item", item))
+            await queue.put(("end", None))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await queue.put(("error", exc))
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), every)
+            except TimeoutError:
+                yield None
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -34,7 +34,7 @@ from coach.conversation import (
     SessionPaused,
     TurnResult,
 )
-from coach.events import EventHub, next_event
+from coach.events import EventHub, next_event, with_heartbeats
 from coach.records import Couple, Partner, Session
 from coach.settings import Settings
 from coach.store import Store
@@ -303,7 +303,11 @@ class SessionController(Controller):
                     yield await done(accepted)
                     return
                 assert isinstance(accepted, Pending)
-                async for kind, payload in coach.stream(accepted):
+                async for item in with_heartbeats(coach.stream(accepted), settings.heartbeat_seconds):
+                    if item is None:
+                        yield ServerSentEventMessage(comment="heartbeat")
+                        continue
+                    kind, payload = item
                     yield await done(payload["result"]) if kind == "done" else event(kind, payload)
             finally:
                 await store.release_turn(partner.id)

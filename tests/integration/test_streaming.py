@@ -127,3 +127,34 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(redis_server: Re
     finally:
         server.stop()
         upstream.stop()
+
+
+async def test_a_slow_model_gets_heartbeat_comments_while_the_client_waits(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    import asyncio
+
+    from tests.conftest import upstream_client
+
+    async def slow_first_token(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.5)  # the model thinks for several heartbeat intervals
+        return stream_response(["Take your time. "])
+
+    with respx.mock() as mock:
+        mock.post(COMPLETIONS).mock(side_effect=Script(slow_first_token))
+        app = make_app(model=upstream_client(), heartbeat_seconds=0.1)
+        async with AsyncTestClient(app=app) as client:
+            c = await new_couple(client)
+            sid = (
+                await client.post("/v1/sessions", json={"exercise_id": "evening-check-in"}, headers=c["a"])
+            ).json()["session_id"]
+            r = await client.post(
+                f"/v1/sessions/{sid}/messages",
+                json={"text": "Hard day."},
+                headers={**c["a"], "accept": "text/event-stream"},
+            )
+    before_reply = r.text.split("event: delta")[0]
+    assert ": heartbeat" in before_reply
+    events = parse_sse(r.text)
+    assert [e["event"] for e in events] == ["message", "safety", "delta", "done"]
+    assert events[-1]["data"]["reply"]["text"] == "Take your time."
