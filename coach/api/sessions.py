@@ -83,6 +83,18 @@ def result_out(result: TurnResult, viewer: str, names: dict[str, str | None], ca
     return PostResult(message=message, reply=reply, session=session_out(result.session, exercise))
 
 
+# Why the coach can refuse a turn, and the problem each one is answered with.
+TURN_REFUSALS = (SessionPaused, SessionCompleted, SafetyUnavailable)
+
+
+def turn_problem(exc: Exception) -> Problem:
+    if isinstance(exc, SessionPaused):
+        return Problem("session-paused", "This exercise is paused for now.")
+    if isinstance(exc, SessionCompleted):
+        return Problem("session-completed", "Start the exercise again for a new round.")
+    return Problem("safety-unavailable", headers={"Retry-After": "5"})
+
+
 def replay_stream(replay: Replay) -> Response[Any]:
     """A retried streamed turn: the stored result, replayed as the same kind of stream."""
     body = msgspec.json.decode(replay.body)
@@ -209,11 +221,7 @@ class SessionController(Controller):
         return await idempotent(request, store, partner.id, run)
 
     @staticmethod
-    async def _claim(
-        store: NamedDependency[Store],
-        partner: NamedDependency[Partner],
-        settings: NamedDependency[Settings],
-    ) -> None:
+    async def _claim(store: Store, partner: Partner, settings: Settings) -> None:
         if not await store.claim_turn(partner.id, int(settings.turn_deadline) + 15):
             raise Problem("turn-in-progress", headers={"Retry-After": "1"})
 
@@ -230,12 +238,8 @@ class SessionController(Controller):
         await self._claim(store, partner, settings)
         try:
             return await coach.post(session_id, partner, couple, text)
-        except SessionPaused:
-            raise Problem("session-paused", "This exercise is paused for now.") from None
-        except SessionCompleted:
-            raise Problem("session-completed", "Start the exercise again for a new round.") from None
-        except SafetyUnavailable:
-            raise Problem("safety-unavailable", headers={"Retry-After": "5"}) from None
+        except TURN_REFUSALS as exc:
+            raise turn_problem(exc) from None
         finally:
             await store.release_turn(partner.id)
 
@@ -267,12 +271,8 @@ class SessionController(Controller):
             await store.release_turn(partner.id)
             if found is not None:
                 await found.abandon()
-            if isinstance(exc, SessionPaused):
-                raise Problem("session-paused", "This exercise is paused for now.") from None
-            if isinstance(exc, SessionCompleted):
-                raise Problem("session-completed") from None
-            if isinstance(exc, SafetyUnavailable):
-                raise Problem("safety-unavailable", headers={"Retry-After": "5"}) from None
+            if isinstance(exc, TURN_REFUSALS):
+                raise turn_problem(exc) from None
             raise
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
