@@ -2,6 +2,8 @@
 
 ``scan(text, context) -> Verdict`` finds abuse and crisis signals; ``accumulate`` adds
 mild signals up over a session; ``resources_for`` picks help lines by country.
+``parse_classification`` and ``combine`` are the pure half of the optional model-based
+second stage: a checked classifier answer can only raise a verdict.
 """
 
 from __future__ import annotations
@@ -9,11 +11,21 @@ from __future__ import annotations
 from safety.accumulator import SessionSignals, accumulate
 from safety.engine import POLICY_VERSION, scan, scan_reply
 from safety.resources import Resource, country_name, resources_for
+from safety.second_stage import (
+    CLASSIFICATION_SCHEMA,
+    Classification,
+    InvalidClassification,
+    combine,
+    parse_classification,
+)
 from safety.severity import Severity, max_severity
 from safety.verdict import ScanContext, Signal, Verdict
 
 __all__ = [
+    "CLASSIFICATION_SCHEMA",
     "POLICY_VERSION",
+    "Classification",
+    "InvalidClassification",
     "Resource",
     "ScanContext",
     "SessionSignals",
@@ -21,8 +33,10 @@ __all__ = [
     "Signal",
     "Verdict",
     "accumulate",
+    "combine",
     "country_name",
     "max_severity",
+    "parse_classification",
     "resources_for",
     "scan",
     "scan_reply",

@@ -1,0 +1,95 @@
+"""The optional second stage: a model's classification, checked, that can only raise a verdict.
+
+The coach asks a model (prompt ``prompts/safety/classifier.yaml``) to label a message
+with one JSON object ``{"severity": ..., "categories": [...]}``. This module holds the
+pure part: the JSON schema the answer must follow, :func:`parse_classification` (an
+unknown severity or category, or anything that is not that object, is an
+:class:`InvalidClassification` - the caller treats it like any other failure), and
+:func:`combine`, which merges a classification into the first-stage (lexicon) verdict:
+
+* the severity becomes the higher of the two - a classification never lowers it;
+* when the classification is at least ``concern`` and at least as serious as the
+  first stage, its categories are added (never removed); a less serious
+  classification adds nothing at all;
+* what the classification added is visible as signals with id ``classifier.<severity>``
+  (one per category it named, span 0..0 and empty text: the model does not point at
+  words), so a counselor can tell a model finding from a lexicon one.
+
+No I/O here: calling the model is the coach's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from safety.severity import Severity
+from safety.verdict import CATEGORIES, UNSAFE_REPLY, Signal, Verdict
+
+#: The categories a classification may name (``unsafe_reply`` belongs to reply checks).
+MESSAGE_CATEGORIES: tuple[str, ...] = tuple(c for c in CATEGORIES if c != UNSAFE_REPLY)
+SIGNAL_PREFIX = "classifier."
+
+#: Structured-output schema for the classifier's answer (OpenAI ``json_schema``, strict).
+CLASSIFICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "severity": {"type": "string", "enum": [s.value for s in Severity]},
+        "categories": {"type": "array", "items": {"type": "string", "enum": list(MESSAGE_CATEGORIES)}},
+    },
+    "required": ["severity", "categories"],
+    "additionalProperties": False,
+}
+
+
+class InvalidClassification(ValueError):
+    """The classifier's answer is not the JSON object asked for."""
+
+
+class Classification(msgspec.Struct, frozen=True):
+    """A checked classifier answer; ``categories`` are sorted, known and unique."""
+
+    severity: Severity
+    categories: tuple[str, ...] = ()
+
+
+def parse_classification(answer: str) -> Classification:
+    """Read one classifier answer; raises :class:`InvalidClassification` when it is not
+    ``{"severity": <known severity>, "categories": [<known category>, ...]}``.
+
+    A code fence around the object is tolerated; extra keys are ignored.
+    """
+    body = answer.strip().removeprefix("```json").strip("`\n\t ")
+    try:
+        raw = msgspec.json.decode(body, type=Classification)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidClassification(f"not a classification: {exc}") from None
+    unknown = sorted(set(raw.categories) - set(MESSAGE_CATEGORIES))
+    if unknown:
+        raise InvalidClassification(f"unknown categories: {', '.join(unknown)}")
+    return Classification(raw.severity, tuple(sorted(set(raw.categories))))
+
+
+def combine(first: Verdict, second: Classification | None) -> Verdict:
+    """The first-stage verdict, raised (never lowered) by the classification.
+
+    ``None`` (the classifier failed or did not run) returns ``first`` unchanged.
+    """
+    if second is None or second.severity.rank < max(first.severity.rank, Severity.CONCERN.rank):
+        return first
+    added = tuple(c for c in second.categories if c not in first.categories)
+    raised = second.severity.rank > first.severity.rank
+    if not raised and not added:
+        return first
+    named = second.categories if raised else added
+    signals = tuple(
+        Signal(SIGNAL_PREFIX + second.severity.value, category, second.severity, 0, 0, "")
+        for category in (named or ("",))
+    )
+    return Verdict(
+        severity=second.severity if raised else first.severity,
+        categories=tuple(sorted({*first.categories, *second.categories})),
+        signals=(*first.signals, *signals),
+        policy_version=first.policy_version,
+    )
