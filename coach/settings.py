@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
+_FLAGS = frozenset({"allow_draft_templates", "safety_classifier"})
 
 # name -> (env var, help text). The order is the order of .env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -49,6 +50,15 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "model_max_connections": (
         "COACH_MODEL_MAX_CONNECTIONS",
         "Connection pool size towards the model API.",
+    ),
+    "safety_classifier": (
+        "COACH_SAFETY_CLASSIFIER",
+        "Optional second safety stage: a model classifies each message the lexicon did not flag as risk "
+        "or danger (one more model call per message; it can only raise severity).",
+    ),
+    "safety_classifier_timeout": (
+        "COACH_SAFETY_CLASSIFIER_TIMEOUT",
+        "Seconds the safety classifier may take; after that the lexicon verdict stands.",
     ),
     "prompts_dir": ("COACH_PROMPTS_DIR", "Folder of templates, help messages and approvals."),
     "retention_days": (
@@ -102,6 +112,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     breaker_failures: int = 5
     breaker_reset: float = 30.0
     model_max_connections: int = 100
+    safety_classifier: bool = False
+    safety_classifier_timeout: float = 3.0
     prompts_dir: Path = ROOT / "prompts"
     retention_days: int = 90
     max_message_chars: int = 4000
@@ -132,7 +144,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 continue
             if field == "widget_origins":
                 raw[field] = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
-            elif field == "allow_draft_templates":
+            elif field in _FLAGS:
                 raw[field] = value.lower() in {"1", "true", "yes", "on"}
             else:
                 raw[field] = value

@@ -50,6 +50,13 @@ def test_settings_read_the_environment() -> None:
         Settings.from_env({"COACH_PORT": "eighty"})
 
 
+def test_the_safety_classifier_is_off_unless_switched_on() -> None:
+    assert Settings().safety_classifier is False
+    on = Settings.from_env({"COACH_SAFETY_CLASSIFIER": "on", "COACH_SAFETY_CLASSIFIER_TIMEOUT": "1.5"})
+    assert on.safety_classifier is True and on.safety_classifier_timeout == 1.5
+    assert Settings.from_env({"COACH_SAFETY_CLASSIFIER": "false"}).safety_classifier is False
+
+
 def test_compose_file_is_valid() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
