@@ -32,7 +32,8 @@ from coach.api.review import ROUTES as REVIEW_ROUTES
 from coach.api.rewrite import rewrite
 from coach.api.sessions import SessionController
 from coach.approvals import ApprovalGate, load_approvals
-from coach.catalog import load_catalog
+from coach.catalog import Catalog, load_catalog
+from coach.classifier import ModelClassifier
 from coach.conversation import Coach
 from coach.events import EventHub
 from coach.logs import configure
@@ -78,6 +79,38 @@ def make_model(settings: Settings) -> ModelClient | None:
     )
 
 
+def make_classifier(settings: Settings, catalog: Catalog, gate: ApprovalGate) -> ModelClassifier | None:
+    """The optional second safety stage, or None (off, or no model API to ask).
+
+    Its own client: its own circuit breaker (a slow classifier never opens the coaching
+    breaker, and a dead model stops costing each message the classifier's timeout) and
+    no offline fallback."""
+    if not settings.safety_classifier:
+        return None
+    if not settings.model_configured:
+        log.warning("COACH_SAFETY_CLASSIFIER is on but no model API is configured: only the lexicon scans")
+        return None
+    classifier = ModelClassifier(
+        client=OpenAIClient(
+            base_url=settings.model_base_url,
+            api_key=settings.model_api_key,
+            model=settings.model,
+            request_timeout=min(settings.model_timeout, settings.safety_classifier_timeout),
+            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_reset),
+            max_connections=settings.model_max_connections,
+        ),
+        catalog=catalog,
+        gate=gate,
+        timeout=settings.safety_classifier_timeout,
+    )
+    if not classifier.servable:
+        log.warning(
+            "the safety classifier's template is not in the committed approvals: the second stage "
+            "is skipped for as long as counselors have not approved it (see docs/review.md)"
+        )
+    return classifier
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -96,6 +129,7 @@ def create_app(
         source=ReviewStore(store),
     )
     client = ResilientClient(model if model is not None else make_model(settings))
+    classifier = make_classifier(settings, catalog, gate)
     coach = Coach(
         store=store,
         catalog=catalog,
@@ -103,6 +137,7 @@ def create_app(
         turn_deadline=settings.turn_deadline,
         history_turns=settings.history_turns,
         gate=gate,
+        classifier=classifier,
     )
     hub = EventHub(store)
     clock = today or (lambda: dt.datetime.now(dt.UTC).date())
@@ -114,6 +149,8 @@ def create_app(
         finally:
             await hub.aclose()
             await client.aclose()
+            if classifier is not None:
+                await classifier.aclose()
             await redis.aclose()
 
     def const(value: Any) -> Provide:

@@ -20,6 +20,7 @@ import msgspec
 
 from coach.approvals import ApprovalGate
 from coach.catalog import Catalog, Exercise
+from coach.classifier import Classifier
 from coach.helpmessages import concern_notice, help_message, paused_notice, safety_info
 from coach.model import (
     OFFLINE_MODEL,
@@ -32,7 +33,7 @@ from coach.model import (
 from coach.records import COACH, Couple, Partner, SafetyInfo, Session, TemplateRef, Turn
 from coach.sentences import SentenceBuffer
 from coach.store import Store, new_id
-from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, scan
+from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, combine, scan
 
 log = logging.getLogger("coach.turn")
 
@@ -117,6 +118,7 @@ class Coach:
         turn_deadline: float,
         history_turns: int,
         gate: ApprovalGate,
+        classifier: Classifier | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -124,6 +126,7 @@ class Coach:
         self.turn_deadline = turn_deadline
         self.history_turns = history_turns
         self.gate = gate
+        self.classifier = classifier  # the optional second safety stage (None: off)
 
     # -- sessions -------------------------------------------------------------------
     async def start_session(self, partner: Partner, couple: Couple, exercise: Exercise) -> Session:
@@ -159,9 +162,21 @@ class Coach:
         except Exception as exc:  # fail closed
             raise SafetyUnavailable("the safety check failed") from exc
 
+    async def check_inbound(self, text: str, country: str) -> Verdict:
+        """The inbound verdict: the lexicon scan, then - when the second stage is on and the
+        lexicon found no risk or danger - the model classifier, which can only raise it.
+        A classifier failure leaves the lexicon verdict as it is."""
+        verdict = self.scan_inbound(text, country)
+        if self.classifier is None or verdict.is_disclosure:
+            return verdict
+        return combine(verdict, await self.classifier.classify(text))
+
     @staticmethod
     def scan_reply(text: str, *, after_disclosure: bool) -> Verdict | None:
-        """The reply's verdict, or None when the check itself failed (fail closed)."""
+        """The reply's verdict, or None when the check itself failed (fail closed).
+
+        The lexicon's reply checks only: the optional model classifier is for inbound
+        messages (a call per streamed sentence would slow every reply; see docs/safety.md)."""
         try:
             return scan(text, ScanContext(source="reply", after_disclosure=after_disclosure))
         except Exception:
@@ -175,7 +190,7 @@ class Coach:
         """Scan and persist the partner's message. A disclosure is answered here and now
         (privately); a safe message comes back as ``Pending`` for the model."""
         started = time.monotonic()
-        verdict = self.scan_inbound(text, couple.country)
+        verdict = await self.check_inbound(text, couple.country)
         message_id = new_id("msg")
         captured: dict[str, Any] = {}
 

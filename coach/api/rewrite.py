@@ -36,7 +36,7 @@ async def rewrite(
 ) -> RewriteOut:
     text = check_text(data.text, settings)
     try:
-        verdict = coach.scan_inbound(text, couple.country)
+        verdict = await coach.check_inbound(text, couple.country)
     except SafetyUnavailable:
         raise Problem("safety-unavailable", headers={"Retry-After": "5"}) from None
     template = catalog.rewrite
