@@ -32,7 +32,7 @@ from coach.model import (
 )
 from coach.records import COACH, Couple, Partner, SafetyInfo, Session, TemplateRef, Turn
 from coach.sentences import SentenceBuffer
-from coach.store import Store, new_id
+from coach.store import Receipt, Store, new_id
 from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, combine, scan
 
 log = logging.getLogger("coach.turn")
@@ -185,13 +185,20 @@ class Coach:
 
     # -- accepting a message ----------------------------------------------------------
     async def accept(
-        self, session_id: str, partner: Partner, couple: Couple, text: str
+        self,
+        session_id: str,
+        partner: Partner,
+        couple: Couple,
+        text: str,
+        receipt: Receipt | None = None,
     ) -> TurnResult | Pending:
         """Scan and persist the partner's message. A disclosure is answered here and now
-        (privately); a safe message comes back as ``Pending`` for the model."""
+        (privately); a safe message comes back as ``Pending`` for the model. With a
+        ``receipt``, its idempotency key is marked as having stored the message, in the
+        same transaction (a retry then resumes this turn instead of repeating it)."""
         started = time.monotonic()
         verdict = await self.check_inbound(text, couple.country)
-        message_id = new_id("msg")
+        message_id = receipt.message_id if receipt is not None else new_id("msg")
         captured: dict[str, Any] = {}
 
         def update(session: Session) -> list[Turn]:
@@ -234,16 +241,46 @@ class Coach:
             self._advance(session, couple, partner, exercise)
             return [message]
 
-        session, turns = await self.store.commit_turns(session_id, update)
+        session, turns = await self.store.commit_turns(session_id, update, receipt)
         turn_verdict: Verdict = captured["verdict"]
         if turn_verdict.is_disclosure:
             message, reply = turns[0], turns[1]
             self._log(session, message, reply, started, turn_verdict)
             return TurnResult(session=session, message=message, reply=reply)
+        return await self._pending(session, turns[0], partner, couple, captured["step_index"], started)
 
-        message = turns[0]
+    async def resume(
+        self, session_id: str, message_id: str, partner: Partner, couple: Couple
+    ) -> TurnResult | Pending:
+        """A retried turn whose message is already stored: its stored reply, or the reply
+        still to be made (the first attempt failed after storing the message)."""
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise KeyError(session_id)
+        turns = await self.store.list_turns(session_id)
+        message = next((t for t in turns if t.id == message_id), None)
+        if message is None:
+            raise KeyError(message_id)
+        reply = next((t for t in turns if t.kind == "reply" and t.in_reply_to == message_id), None)
+        if reply is not None:
+            return TurnResult(session=session, message=message, reply=reply)
         exercise = self.exercise_of(session)
-        step_index: int = captured["step_index"]
+        step_index = next(
+            (i for i, s in enumerate(exercise.steps) if s.id == message.step_id), session.step_index
+        )
+        return await self._pending(session, message, partner, couple, step_index, time.monotonic())
+
+    async def _pending(
+        self,
+        session: Session,
+        message: Turn,
+        partner: Partner,
+        couple: Couple,
+        step_index: int,
+        started: float,
+    ) -> Pending:
+        text = message.text
+        exercise = self.exercise_of(session)
         step = exercise.steps[step_index]
         context = self.catalog.step_context(
             exercise, step_index, partner_count=len(couple.partner_ids), day=session.day

@@ -6,12 +6,13 @@ Every key lives under ``coach:`` and carries the retention TTL, refreshed on act
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -25,6 +26,9 @@ IDEMPOTENCY_TTL = 24 * 3600
 # down mid-turn): retries get 409 idempotency-in-progress until then.
 PENDING_TTL = 60
 EVENTS_KEPT = 2000
+# How long a failed clean-up (freeing a key or a turn claim) is retried in the background.
+CLEANUP_SECONDS = 120.0
+log = logging.getLogger("coach.store")
 
 _INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 
@@ -41,6 +45,27 @@ def new_invite_code() -> str:
     return "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(8))
 
 
+class IdemRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the store knows of an ``Idempotency-Key``."""
+
+    fp: str
+    state: Literal["pending", "accepted", "done"]
+    nonce: str = ""  # pending: which request holds the claim
+    session_id: str | None = None  # accepted: where the message was stored
+    message_id: str | None = None
+    status: int = 0  # done: the response to replay
+    body: str = ""
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """Record in the same transaction as a turn's message that this key stored it."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    message_id: str
+
+
 class IdempotencyConflict(Exception):
     """The key was used with a different request body."""
 
@@ -55,6 +80,7 @@ class Store:
         # this client is always made with decode_responses=True, so replies are str.
         self.redis: Any = redis
         self.ttl = retention_seconds
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- keys ---------------------------------------------------------------
     @staticmethod
@@ -167,9 +193,11 @@ class Store:
         self,
         session_id: str,
         update: Callable[[Session], list[Turn]],
+        receipt: Receipt | None = None,
     ) -> tuple[Session, list[Turn]]:
         """Atomically: read the session, let ``update`` change it and name the turns to add,
-        then write the session, append the turns and publish them as events.
+        then write the session, append the turns and publish them as events (and, with a
+        ``receipt``, record that its idempotency key stored the message).
 
         ``update`` may run more than once (optimistic concurrency), so it must be pure.
         """
@@ -202,6 +230,8 @@ class Store:
                 )
             pipe.expire(turns_key, self.ttl)
             pipe.expire(events_key, self.ttl)
+            if receipt is not None and any(t.id == receipt.message_id for t in turns):
+                self._mark_accepted(pipe, receipt, session_id)
             out = (session, turns)
 
         await self._transaction(attempt, key)
@@ -231,44 +261,86 @@ class Store:
         return str(entries[0][0]) if entries else "0"
 
     # -- idempotency and in-flight turns --------------------------------------
-    async def idempotency_begin(self, scope: str, key: str, fingerprint: str) -> tuple[int, bytes] | None:
-        """Claim ``key`` for this request. Returns the stored (status, body) of a finished
-        first request, or None when this request is the first and should proceed."""
-        rkey = self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest())
-        claimed = await self.redis.set(
-            rkey, msgspec.json.encode({"fp": fingerprint, "state": "pending"}), nx=True, ex=PENDING_TTL
-        )
-        if claimed:
-            return None
+    def _idem_key(self, scope: str, key: str) -> str:
+        return self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest())
+
+    async def idempotency_begin(self, scope: str, key: str, fingerprint: str) -> tuple[bool, IdemRecord]:
+        """Claim ``key`` for this request: ``(True, pending record)`` when this request is
+        the first; else ``(False, record)`` of the first request, ``accepted`` (its message
+        is stored, its reply may not be) or ``done`` (status and body to replay)."""
+        rkey = self._idem_key(scope, key)
+        mine = IdemRecord(fp=fingerprint, state="pending", nonce=secrets.token_hex(8))
+        if await self.redis.set(rkey, msgspec.json.encode(mine), nx=True, ex=PENDING_TTL):
+            return True, mine
         raw = await self.redis.get(rkey)
         if raw is None:  # expired between the two calls: treat as new
             return await self.idempotency_begin(scope, key, fingerprint)
-        record = msgspec.json.decode(raw)
-        if record["fp"] != fingerprint:
+        record = msgspec.json.decode(raw, type=IdemRecord)
+        if record.fp != fingerprint:
             raise IdempotencyConflict
-        if record["state"] == "pending":
+        if record.state == "pending":
             raise IdempotencyInProgress
-        return int(record["status"]), str(record["body"]).encode()
+        return False, record
+
+    def _mark_accepted(self, pipe: Any, receipt: Receipt, session_id: str) -> None:
+        record = IdemRecord(
+            fp=receipt.fingerprint, state="accepted", session_id=session_id, message_id=receipt.message_id
+        )
+        pipe.set(self._idem_key(receipt.scope, receipt.key), msgspec.json.encode(record), ex=IDEMPOTENCY_TTL)
 
     async def idempotency_finish(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes
     ) -> None:
-        rkey = self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest())
-        record = {"fp": fingerprint, "state": "done", "status": status, "body": body.decode()}
-        await self.redis.set(rkey, msgspec.json.encode(record), ex=IDEMPOTENCY_TTL)
+        record = IdemRecord(fp=fingerprint, state="done", status=status, body=body.decode())
+        await self.redis.set(self._idem_key(scope, key), msgspec.json.encode(record), ex=IDEMPOTENCY_TTL)
 
-    async def idempotency_abandon(self, scope: str, key: str) -> None:
-        await self.redis.delete(self.k("idem", scope, hashlib.sha256(key.encode()).hexdigest()))
+    async def idempotency_abandon(self, scope: str, key: str, nonce: str) -> None:
+        """Free the key for a retry, unless this request's message was stored meanwhile
+        (then the record says ``accepted`` and a retry resumes the turn instead)."""
+        rkey = self._idem_key(scope, key)
+
+        async def attempt(pipe: Any) -> None:
+            raw = await pipe.get(rkey)
+            pipe.multi()
+            if raw is not None:
+                record = msgspec.json.decode(raw, type=IdemRecord)
+                if record.state == "pending" and record.nonce == nonce:
+                    pipe.delete(rkey)
+
+        await self._transaction(attempt, rkey)
 
     async def claim_turn(self, partner_id: str, ttl_seconds: int) -> bool:
         return bool(await self.redis.set(self.k("inflight", partner_id), "1", nx=True, ex=ttl_seconds))
 
     async def release_turn(self, partner_id: str) -> None:
-        """Best effort: if the store is failing, the claim's TTL frees the partner."""
+        """If the store is failing, retried in the background until it answers (the claim's
+        TTL frees the partner at the latest)."""
+        key = self.k("inflight", partner_id)
+        await self.eventually(lambda: self.redis.delete(key), "release a turn claim")
+
+    async def eventually(self, op: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Run a clean-up now; if the store fails, keep retrying it in the background for
+        up to ``CLEANUP_SECONDS`` so a Redis restart does not leave keys stuck."""
         try:
-            await self.redis.delete(self.k("inflight", partner_id))
+            await op()
+            return
         except Exception:
-            logging.getLogger("coach.store").warning("could not release a turn claim", exc_info=True)
+            log.warning("could not %s; retrying in the background", what)
+
+        async def retry() -> None:
+            deadline = time.monotonic() + CLEANUP_SECONDS
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                try:
+                    await op()
+                    return
+                except Exception:
+                    continue
+            log.error("gave up trying to %s", what)
+
+        task = asyncio.get_running_loop().create_task(retry())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     # -- template statistics (counts only, never text) ------------------------------
     async def count_reply(self, template_id: str, version: str, *, replaced: bool) -> None:

@@ -44,7 +44,8 @@ class Attempt:
 class State:
     t0: float = 0.0
     killed_at: float | None = None
-    restarted_at: float | None = None
+    restarting_at: float | None = None  # the new redis-server was spawned (may answer from here)
+    restarted_at: float | None = None  # it answered PING
     attempts: list[Attempt] = field(default_factory=list)
     acked: dict[str, list[str]] = field(default_factory=dict)  # who -> acked texts
     unacked: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # who -> (text, statuses)
@@ -121,6 +122,7 @@ async def killer(st: State, redis: Redis) -> None:
     redis.kill9()
     st.killed_at = time.monotonic() - st.t0
     await asyncio.sleep(DOWN_FOR)
+    st.restarting_at = time.monotonic() - st.t0
     await asyncio.to_thread(redis.start)
     st.restarted_at = time.monotonic() - st.t0
 
@@ -191,8 +193,9 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
                 )
             dupes += sum(n - 1 for n in counts.values() if n > 1)
 
-    assert st.killed_at is not None and st.restarted_at is not None
-    down = [a for a in st.attempts if st.killed_at <= a.started < st.restarted_at]
+    assert st.killed_at is not None and st.restarted_at is not None and st.restarting_at is not None
+    # "Down" ends when the new process is spawned: from then on a request may see it up.
+    down = [a for a in st.attempts if st.killed_at <= a.started < st.restarting_at]
     up = [a for a in st.attempts if a.started < st.killed_at or a.started >= st.restarted_at + 1.0]
     down_max = max((a.latency for a in down), default=0.0)
     down_bad = [

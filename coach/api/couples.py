@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
-from coach.api.idempotency import idempotent
+from coach.api.idempotency import Claim, idempotent
 from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import CoupleCreated, CoupleJoined, CreateCouple, JoinCouple
 from coach.settings import Settings
@@ -44,7 +44,7 @@ class CoupleController(Controller):
     ) -> Response[bytes]:
         country = (data.country or settings.default_country).upper()
 
-        async def run() -> tuple[int, CoupleCreated]:
+        async def run(_: Claim | None) -> tuple[int, CoupleCreated]:
             couple, partner, token = await store.create_couple(
                 country=country, display_name=data.display_name
             )
@@ -73,7 +73,7 @@ class CoupleController(Controller):
         data: JSONBody[JoinCouple],
         store: NamedDependency[Store],
     ) -> Response[bytes]:
-        async def run() -> tuple[int, CoupleJoined]:
+        async def run(_: Claim | None) -> tuple[int, CoupleJoined]:
             joined = await store.join_couple(invite_code=data.invite_code, display_name=data.display_name)
             if joined is None:
                 raise Problem("not-found", "This invite code is not valid or was already used.")

@@ -159,7 +159,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         title = PROBLEMS[slug][1]
         detail = exc.detail if not isinstance(exc, NotFoundException) else "Not found"
         return problem_response(status, slug, title, detail, path, exc.headers)
-    if _is_redis_error(exc):
+    if is_store_error(exc):
         log.warning("store unavailable: %s", type(exc).__name__)
         status, title = PROBLEMS["store-unavailable"]
         return problem_response(status, "store-unavailable", title, title, path, {"Retry-After": "2"})
@@ -168,11 +168,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal", title, title, path)
 
 
-def _is_redis_error(exc: Exception) -> bool:
+def is_store_error(exc: Exception) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 
-__all__ = ["PROBLEMS", "PROBLEM_JSON", "MediaType", "Problem", "handle_exception"]
+__all__ = ["PROBLEMS", "PROBLEM_JSON", "MediaType", "Problem", "handle_exception", "is_store_error"]

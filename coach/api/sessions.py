@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -13,8 +14,8 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_201_CREATED
 
-from coach.api.idempotency import Replay, claim, idempotent
-from coach.api.problems import Problem, problem_responses
+from coach.api.idempotency import Claim, Replay, claim, idempotent
+from coach.api.problems import Problem, is_store_error, problem_responses
 from coach.api.schemas import (
     MessageList,
     MessageOut,
@@ -38,6 +39,9 @@ from coach.events import EventHub, next_event, with_heartbeats
 from coach.records import Couple, Partner, Session
 from coach.settings import Settings
 from coach.store import Store
+
+log = logging.getLogger("coach.api")
+STORE_FAILED = "The reply could not be saved. Send the message again with the same Idempotency-Key."
 
 SessionId = Annotated[str, PathParameter(description="The session id", max_length=64)]
 
@@ -115,6 +119,19 @@ def replay_stream(replay: Replay) -> Response[Any]:
     )
 
 
+async def start_turn(
+    coach: Coach, session_id: str, partner: Partner, couple: Couple, text: str, found: Claim | None
+) -> TurnResult | Pending:
+    """Accept the message; or, when an earlier attempt with this Idempotency-Key stored it
+    and then failed, resume that turn (its stored reply, or the reply still to make)."""
+    try:
+        if found is not None and found.resumed:
+            return await coach.resume(session_id, found.message_id, partner, couple)
+        return await coach.accept(session_id, partner, couple, text, found.receipt() if found else None)
+    except KeyError:
+        raise Problem("not-found", "No such session.") from None
+
+
 def wants_stream(request: Request[Any, Any, Any]) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
@@ -147,7 +164,7 @@ class SessionController(Controller):
         if exercise is None:
             raise Problem("not-found", f"No exercise {data.exercise_id!r}.")
 
-        async def run() -> tuple[int, SessionOut]:
+        async def run(_: Claim | None) -> tuple[int, SessionOut]:
             session = await coach.start_session(partner, couple, exercise)
             return 201, session_out(session, exercise)
 
@@ -214,8 +231,8 @@ class SessionController(Controller):
                 request, session_id, text, partner, couple, store, coach, catalog, settings, names
             )
 
-        async def run() -> tuple[int, PostResult]:
-            result = await self._turn(session_id, text, partner, couple, store, coach, settings)
+        async def run(found: Claim | None) -> tuple[int, PostResult]:
+            result = await self._turn(session_id, text, partner, couple, store, coach, settings, found)
             return 201, result_out(result, partner.id, names, catalog)
 
         return await idempotent(request, store, partner.id, run)
@@ -234,10 +251,12 @@ class SessionController(Controller):
         store: Store,
         coach: Coach,
         settings: Settings,
+        found: Claim | None,
     ) -> TurnResult:
         await self._claim(store, partner, settings)
         try:
-            return await coach.post(session_id, partner, couple, text)
+            started = await start_turn(coach, session_id, partner, couple, text, found)
+            return started if isinstance(started, TurnResult) else await coach.reply(started)
         except TURN_REFUSALS as exc:
             raise turn_problem(exc) from None
         finally:
@@ -266,7 +285,7 @@ class SessionController(Controller):
                 await found.abandon()
             raise
         try:
-            accepted = await coach.accept(session_id, partner, couple, text)
+            accepted = await start_turn(coach, session_id, partner, couple, text, found)
         except BaseException as exc:
             await store.release_turn(partner.id)
             if found is not None:
@@ -309,6 +328,13 @@ class SessionController(Controller):
                         continue
                     kind, payload = item
                     yield await done(payload["result"]) if kind == "done" else event(kind, payload)
+            except Exception as exc:
+                if not is_store_error(exc):
+                    raise
+                # The reply could not be saved: say so in the stream (the 201 is long sent).
+                # The message is stored; a retry with the same Idempotency-Key completes it.
+                log.warning("store unavailable during a streamed turn: %s", type(exc).__name__)
+                yield event("error", {"type": "store-unavailable", "detail": STORE_FAILED})
             finally:
                 await store.release_turn(partner.id)
                 if found is not None and not finished:
