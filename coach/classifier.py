@@ -111,3 +111,17 @@ class ModelClassifier:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def classify_all(
+    classifier: Classifier, texts: list[str], *, concurrency: int = 8
+) -> dict[str, Classification | None]:
+    """Classify many texts, ``concurrency`` at a time (``coach safety eval --classifier``)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(text: str) -> Classification | None:
+        async with gate:
+            return await classifier.classify(text)
+
+    results = await asyncio.gather(*(one(text) for text in texts))
+    return dict(zip(texts, results, strict=True))

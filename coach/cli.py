@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from safety import Classification
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -47,12 +51,50 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_classify(texts: list[str]) -> dict[str, Classification | None]:
+    """``coach safety eval --classifier``: the configured model classifies ``texts``."""
+    import asyncio
+
+    import msgspec
+
+    from coach.app import make_classifier
+    from coach.approvals import ApprovalGate, load_approvals
+    from coach.catalog import load_catalog
+    from coach.classifier import classify_all
+    from coach.settings import Settings
+
+    settings = msgspec.structs.replace(Settings.from_env(), safety_classifier=True)
+    catalog = load_catalog(settings.prompts_dir)
+    gate = ApprovalGate(load_approvals(settings.prompts_dir), allow_drafts=True)
+    classifier = make_classifier(settings, catalog, gate) if settings.model_configured else None
+    if classifier is None:
+        raise ValueError("--classifier needs a model API: set COACH_MODEL_BASE_URL and/or OPENAI_API_KEY")
+    template = catalog.classifier
+    if gate.is_draft(template):
+        print(f"note: evaluating the unapproved draft {template.id}@{template.version}", file=sys.stderr)
+
+    async def run() -> dict[str, Classification | None]:
+        try:
+            return await classify_all(classifier, texts)
+        finally:
+            await classifier.aclose()
+
+    results = asyncio.run(run())
+    failed = sum(result is None for result in results.values())
+    print(
+        f"classifier: {settings.model} asked about {len(texts)} texts the lexicon did not flag; "
+        f"{failed} failed (the lexicon verdict stands for those)",
+        file=sys.stderr,
+    )
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["safety"]:
         from safety.cli import main as safety_main
 
-        return safety_main(argv[1:])
+        return safety_main(argv[1:], classify=_model_classify)
     if argv[:1] in (["templates"], ["counselor"]):
         from coach.review_cli import main as review_main
 
@@ -66,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     openapi = sub.add_parser("openapi", help="print or write the OpenAPI 3.1 schema")
     openapi.add_argument("--output", "-o")
     openapi.set_defaults(func=_openapi)
-    sub.add_parser("safety", help="safety eval FILE.jsonl [--format json]")
+    sub.add_parser("safety", help="safety eval FILE.jsonl [--format json] [--classifier]")
     sub.add_parser("templates", help="templates check: every served template approved, renders")
     sub.add_parser("counselor", help="counselor add NAME [--role admin]")
     args = parser.parse_args(argv)

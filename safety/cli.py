@@ -1,12 +1,22 @@
-"""``python -m safety eval FILE [--format json]`` (the coach CLI delegates here)."""
+"""``python -m safety eval FILE [--format json]`` (the coach CLI delegates here).
+
+``--classifier`` adds the model-based second stage; it needs a model, which only the
+coach has, so it works as ``coach safety eval FILE --classifier`` (the coach passes a
+``classify`` function in).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 
 from safety.engine import POLICY_VERSION, scan
-from safety.evaluation import dumps, evaluate, format_table, load_cases
+from safety.evaluation import dumps, evaluate, format_table, load_cases, needs_second_stage
+from safety.second_stage import Classification
+
+#: Texts -> each text's classification (None: the classifier failed on it).
+Classify = Callable[[list[str]], Mapping[str, Classification | None]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,14 +26,20 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("file", help='jsonl with {"text", "expected", "categories"} per line')
     ev.add_argument("--format", choices=("table", "json"), default="table")
     ev.add_argument("--no-misses", action="store_true", help="table: do not list misses")
+    ev.add_argument(
+        "--classifier",
+        action="store_true",
+        help="coach safety eval only: add the model classifier (COACH_MODEL_BASE_URL / OPENAI_API_KEY); "
+        "one model call per case the lexicon does not flag",
+    )
     sc = sub.add_parser("scan", help="scan one text and print the verdict as JSON")
     sc.add_argument("text")
     sub.add_parser("version", help="print the policy version")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
+def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> int:
+    """Run the CLI; returns the exit code. ``classify`` serves ``eval --classifier``."""
     args = _parser().parse_args(argv)
     if args.command == "version":
         print(POLICY_VERSION)
@@ -35,10 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cases = load_cases(args.file)
+        classifications = None
+        if args.classifier:
+            if classify is None:
+                raise ValueError(
+                    "--classifier needs a model: run it as `coach safety eval FILE --classifier`"
+                )
+            texts = list(dict.fromkeys(c.text for c in cases if needs_second_stage(c.text)))
+            classifications = classify(texts)
     except (OSError, ValueError) as exc:
         print(f"safety eval: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(cases)
+    report = evaluate(cases, classifications=classifications)
     if args.format == "json":
         print(dumps(report))
     else:

@@ -15,6 +15,10 @@ Definitions (``Report``):
 * ``confusion[expected][predicted]``: counts over severities.
 * ``median_us`` / ``p99_us``: time per ``scan`` call in microseconds
   (``time.perf_counter_ns``), one timed call per case after a warm-up call.
+* ``second_stage``: whether model classifications (``evaluate(cases, classifications=...)``,
+  keyed by text) were combined into the verdicts as the coach does: only for a text the
+  lexicon did not find at risk or danger, and only ever raising. The timings stay the
+  lexicon's.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from safety.engine import scan
+from safety.second_stage import Classification, combine
 from safety.severity import Severity
 
 SEVERITIES = ("none", "concern", "risk", "danger")
@@ -72,6 +77,7 @@ class Report(msgspec.Struct):
     p99_us: float
     misses: list[Miss]
     policy_version: str
+    second_stage: bool = False
 
 
 def load_cases(path: str | Path) -> list[Case]:
@@ -100,8 +106,15 @@ def _p99(values: list[float]) -> float:
     return ordered[idx]
 
 
-def evaluate(cases: Iterable[Case]) -> Report:
-    """Scan every case and compute the figures."""
+def needs_second_stage(text: str) -> bool:
+    """Whether the coach would ask the classifier about ``text`` (the lexicon found no disclosure)."""
+    return not scan(text).is_disclosure
+
+
+def evaluate(
+    cases: Iterable[Case], *, classifications: Mapping[str, Classification | None] | None = None
+) -> Report:
+    """Scan every case (combining ``classifications`` when given) and compute the figures."""
     items = list(cases)
     confusion = {e: dict.fromkeys(SEVERITIES, 0) for e in SEVERITIES}
     times: list[float] = []
@@ -116,6 +129,8 @@ def evaluate(cases: Iterable[Case]) -> Report:
         t0 = time.perf_counter_ns()
         verdict = scan(case.text)
         times.append((time.perf_counter_ns() - t0) / 1000.0)
+        if classifications is not None and not verdict.is_disclosure:
+            verdict = combine(verdict, classifications.get(case.text))
         version = verdict.policy_version
         exp, got = case.expected, verdict.severity
         confusion[exp.value][got.value] += 1
@@ -172,6 +187,7 @@ def evaluate(cases: Iterable[Case]) -> Report:
         p99_us=_p99(times),
         misses=misses,
         policy_version=version,
+        second_stage=classifications is not None,
     )
 
 
@@ -184,7 +200,8 @@ def report_json(report: Report) -> dict[str, Any]:
 def format_table(report: Report, *, show_misses: bool = True) -> str:
     """A human-readable summary (and the misses, for development)."""
     lines = [
-        f"policy version        {report.policy_version}",
+        f"policy version        {report.policy_version}"
+        + ("  + model classifier (second stage)" if report.second_stage else ""),
         f"cases                 {report.cases}  "
         f"(positives {report.positives}, danger {report.dangers}, negatives {report.negatives})",
         f"recall risk-or-danger {report.recall_risk_or_danger:.3f}",

@@ -65,3 +65,30 @@ def test_cli_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad.write_text('{"text": 1}\n', encoding="utf-8")
     assert main(["eval", str(bad)]) == 2
     assert main(["eval", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_eval_with_the_classifier_counts_what_it_raised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safety import Classification, Severity
+
+    asked: list[list[str]] = []
+
+    def classify(texts: list[str]) -> dict[str, Classification | None]:
+        asked.append(texts)
+        return {t: Classification(Severity.RISK, ("stalking",)) if "bf" in t else None for t in texts}
+
+    path = _write(tmp_path / "c.jsonl", ROWS)
+    assert main(["eval", str(path), "--format", "json", "--classifier"], classify=classify) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data["second_stage"] is True
+    assert data["recall_risk_or_danger"] == 1.0  # "my bf is lovely" is now caught
+    assert data["per_category"]["stalking"] == 1.0
+    # Only texts the lexicon does not flag are sent, each once.
+    assert asked == [["she beat me at chess", "we went for a walk", "my bf is lovely"]]
+
+
+def test_eval_classifier_needs_the_coach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "c.jsonl", ROWS)
+    assert main(["eval", str(path), "--classifier"]) == 2
+    assert "coach safety eval" in capsys.readouterr().err
