@@ -169,7 +169,18 @@ class Coach:
         verdict = self.scan_inbound(text, country)
         if self.classifier is None or verdict.is_disclosure:
             return verdict
-        return combine(verdict, await self.classifier.classify(text))
+        combined = combine(verdict, await self.classifier.classify(text))
+        if combined.severity is not verdict.severity:
+            log.info(
+                "the safety classifier raised the verdict",
+                extra={
+                    "event": "safety_raised",
+                    "lexicon_severity": verdict.severity.value,
+                    "severity": combined.severity.value,
+                    "categories": list(combined.categories),
+                },
+            )
+        return combined
 
     @staticmethod
     def scan_reply(text: str, *, after_disclosure: bool) -> Verdict | None:

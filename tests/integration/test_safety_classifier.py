@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -37,6 +40,28 @@ class Upstream:
         return self.coach(request)
 
 
+@contextmanager
+def coach_logs() -> Iterator[list[logging.LogRecord]]:
+    """Every record the coach logs (its handler is set when the app is built)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.DEBUG)
+    logger = logging.getLogger("coach")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def logged_text(records: list[logging.LogRecord]) -> str:
+    return " ".join(json.dumps(vars(r), default=str) for r in records)
+
+
 def app_with_classifier(make_app: AppFactory, **overrides: Any) -> Any:
     settings: dict[str, Any] = {
         "safety_classifier": True,
@@ -67,24 +92,29 @@ async def test_the_classifier_makes_a_missed_threat_a_private_disclosure(
     classifier, coach = Script(DANGER), Script("Thanks for sharing your rose.")
     with respx.mock() as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
-        async with AsyncTestClient(app=app_with_classifier(make_app)) as client:
-            c = await new_couple(client, country="GB")
-            sid = await start(client, c)
-            url = f"/v1/sessions/{sid}/messages"
-            r = await client.post(url, json={"text": VEILED_THREAT}, headers=c["a"])
-            assert r.status_code == 201, r.text
-            body = r.json()
-            reply = body["reply"]
-            assert reply["private"] is True and body["message"]["private"] is True
-            assert reply["safety"]["severity"] == "danger"
-            assert "threats" in reply["safety"]["categories"]
-            assert reply["template"]["id"].startswith("help.")
-            assert reply["safety"]["resources"][0]["phone"] == "999"
-            assert body["session"]["status"] == "paused"
-            theirs = (await client.get(url, headers=c["b"])).json()["messages"]
-            assert VEILED_THREAT not in [m["text"] for m in theirs]
-            assert [m["kind"] for m in theirs] == ["notice"]
+        app = app_with_classifier(make_app)
+        with coach_logs() as records:  # after the app is built: building it sets the handlers
+            async with AsyncTestClient(app=app) as client:
+                c = await new_couple(client, country="GB")
+                sid = await start(client, c)
+                url = f"/v1/sessions/{sid}/messages"
+                r = await client.post(url, json={"text": VEILED_THREAT}, headers=c["a"])
+                assert r.status_code == 201, r.text
+                body = r.json()
+                reply = body["reply"]
+                assert reply["private"] is True and body["message"]["private"] is True
+                assert reply["safety"]["severity"] == "danger"
+                assert "threats" in reply["safety"]["categories"]
+                assert reply["template"]["id"].startswith("help.")
+                assert reply["safety"]["resources"][0]["phone"] == "999"
+                assert body["session"]["status"] == "paused"
+                theirs = (await client.get(url, headers=c["b"])).json()["messages"]
+                assert VEILED_THREAT not in [m["text"] for m in theirs]
+                assert [m["kind"] for m in theirs] == ["notice"]
     assert coach.requests == []  # the coaching model never saw the message
+    raised = [rec for rec in records if getattr(rec, "event", None) == "safety_raised"]
+    assert [(rec.lexicon_severity, rec.severity) for rec in raised] == [("none", "danger")]
+    assert "last night on earth" not in logged_text(records)
     sent = json.loads(classifier.requests[0].content)
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
     assert sent["messages"][1]["content"] == VEILED_THREAT
@@ -149,18 +179,22 @@ async def test_a_failing_classifier_leaves_the_lexicon_verdict_and_the_turn_comp
     with respx.mock() as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         app = app_with_classifier(make_app, safety_classifier_timeout=0.5)
-        async with AsyncTestClient(app=app) as client:
-            c = await new_couple(client)
-            sid = await start(client, c)
-            r = await client.post(
-                f"/v1/sessions/{sid}/messages", json={"text": "Rose: we cooked together"}, headers=c["a"]
-            )
-            assert r.status_code == 201, r.text
-            body = r.json()
-            assert body["message"]["safety"]["severity"] == "none"
-            assert body["reply"]["text"] == "Thanks for sharing your rose."
-            assert body["reply"]["model"] == "test-model" and body["reply"]["fallback"] is False
+        with coach_logs() as records:  # after the app is built: building it sets the handlers
+            async with AsyncTestClient(app=app) as client:
+                c = await new_couple(client)
+                sid = await start(client, c)
+                r = await client.post(
+                    f"/v1/sessions/{sid}/messages", json={"text": "Rose: we cooked together"}, headers=c["a"]
+                )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["message"]["safety"]["severity"] == "none"
+    assert body["reply"]["text"] == "Thanks for sharing your rose."
+    assert body["reply"]["model"] == "test-model" and body["reply"]["fallback"] is False
     assert len(classifier.requests) >= 1 and len(coach.requests) == 1
+    failed = [rec for rec in records if getattr(rec, "outcome", None) == "failed"]
+    assert failed and all(rec.levelno == logging.WARNING for rec in failed)
+    assert "cooked together" not in logged_text(records)
 
 
 @pytest.mark.parametrize(
