@@ -10,8 +10,10 @@ Two kinds of check, both driven by data in ``lexicon.yaml``:
   hypotheticals...): a context pattern found in the right place cancels the match.
   Scopes: ``overlap`` (the context overlaps the match: "hit me *up*"), ``before``
   (shortly before it: "what if he..."), ``sentence`` (anywhere in the sentence),
-  ``third_person`` (this sentence or the one before, and only when the match is not
-  about the writer: "in the book he strangles her" but never "he choked me").
+  ``around`` (the sentence before, this one and the next: "He took my phone. Kidding,
+  it was my idea"), ``third_person`` (this sentence or the one before, and only when
+  the match is not about the writer: "in the book he strangles her" but never "he
+  choked me").
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class Sentences:
         end = ends[i] if i < len(ends) else len(self._text)
         prev = ends[i - 2] + 1 if i > 1 else 0
         return prev, start, end
+
+    def next_end(self, pos: int) -> int:
+        """End of the sentence after the one around ``pos``."""
+        ends = self._bounds()
+        i = bisect.bisect_left(ends, pos)
+        return ends[i + 1] if i + 1 < len(ends) else len(self._text)
 
 
 def is_negated(
@@ -155,7 +163,11 @@ def cancelled_by(
         overlap: tuple[int, int] | None = None
         if ctx.first_person_only:
             if first_person is None:
-                tail = _TOKEN.findall(text, end, min(s1, end + 40))[:3]
+                tail = []
+                for tok in _TOKEN.findall(text, end, min(s1, end + 40))[:3]:
+                    if tok in _CLAUSE_BREAKS:
+                        break  # "...pulls a gun on her, and I had to look away"
+                    tail.append(tok)
                 first_person = not lex.first_person.isdisjoint([*_TOKEN.findall(text, start, end), *tail])
             if first_person:
                 continue
@@ -164,6 +176,8 @@ def cancelled_by(
             lo, hi = max(s0, start - _LOOKBACK), end
         elif ctx.scope == "after":
             lo, hi = start, s1
+        elif ctx.scope == "around":
+            lo, hi = prev, sentences.next_end(start)
         elif ctx.scope == "overlap":
             lo, hi = max(s0, start - _LOOKBACK), min(s1, end + _LOOKBACK)
             overlap = (start, end)

@@ -31,8 +31,8 @@ from safety.severity import Severity
 from safety.verdict import CATEGORIES
 
 DATA_FILES = ("lexicon.yaml", "normalize.yaml", "replies.yaml", "resources.yaml")
-Scope = Literal["overlap", "before", "after", "sentence", "third_person"]
-_SCOPES = ("overlap", "before", "after", "sentence", "third_person")
+Scope = Literal["overlap", "before", "after", "sentence", "around", "third_person"]
+_SCOPES = ("overlap", "before", "after", "sentence", "around", "third_person")
 _WORDS = re.compile(r"[a-z]+")
 
 
