@@ -72,9 +72,14 @@ class State:
 
 def _response(status: str, body: bytes, ctype: bytes = b"application/json") -> bytes:
     return (
-        b"HTTP/1.1 " + status.encode() + b"\r\ncontent-type: " + ctype
-        + b"\r\ncontent-length: " + str(len(body)).encode()
-        + b"\r\nconnection: keep-alive\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\ncontent-type: "
+        + ctype
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\nconnection: keep-alive\r\n\r\n"
+        + body
     )
 
 
@@ -92,8 +97,11 @@ def _completion(model: str) -> bytes:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {"prompt_tokens": 50, "completion_tokens": len(TOKENS), "total_tokens": 50
-                      + len(TOKENS)},
+            "usage": {
+                "prompt_tokens": 50,
+                "completion_tokens": len(TOKENS),
+                "total_tokens": 50 + len(TOKENS),
+            },
         }
     )
 
@@ -220,14 +228,21 @@ class HTTPProtocol(asyncio.Protocol):
         elif method == "GET" and path == "/_stamps":
             tag = query.partition("tag=")[2].split("&")[0]
             sent = self.state.stamps.pop(tag, None)
-            self._write(_response("200 OK", _enc.encode({"tag": tag, "sent_ns": sent or [],
-                                                         "tokens": TOKENS})))
+            self._write(
+                _response("200 OK", _enc.encode({"tag": tag, "sent_ns": sent or [], "tokens": TOKENS}))
+            )
         elif method == "GET" and path == "/_stats":
-            self._write(_response("200 OK", _enc.encode(
-                {"requests": self.state.requests, "streams": self.state.streams})))
+            self._write(
+                _response(
+                    "200 OK", _enc.encode({"requests": self.state.requests, "streams": self.state.streams})
+                )
+            )
         elif method == "GET" and path.endswith("/models"):
-            self._write(_response("200 OK", b'{"object":"list","data":[{"id":"fake",'
-                                  b'"object":"model","owned_by":"bench"}]}'))
+            self._write(
+                _response(
+                    "200 OK", b'{"object":"list","data":[{"id":"fake","object":"model","owned_by":"bench"}]}'
+                )
+            )
         elif method == "GET" and path == "/healthz":
             self._write(_response("200 OK", b'{"ok":true}'))
         else:
@@ -246,8 +261,7 @@ class HTTPProtocol(asyncio.Protocol):
             tag = _tag_of(req)
             stamps = self.state.stamp_slot(tag) if tag else None
             created = int(time.time())
-            self._write(STREAM_HEAD + _chunk(req.model, created, {"role": "assistant",
-                                                                  "content": ""}, None))
+            self._write(STREAM_HEAD + _chunk(req.model, created, {"role": "assistant", "content": ""}, None))
             for i, token in enumerate(TOKENS):
                 if i and cfg.token_ms > 0:
                     await asyncio.sleep(cfg.token_ms / 1000)

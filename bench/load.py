@@ -82,8 +82,14 @@ def summary(values: list[float]) -> dict[str, float] | None:
         k = min(len(v) - 1, max(0, round(p / 100 * (len(v) - 1))))
         return v[k] * 1000
 
-    return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "mean": sum(v) / len(v) * 1000,
-            "max": v[-1] * 1000, "n": float(len(v))}
+    return {
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "mean": sum(v) / len(v) * 1000,
+        "max": v[-1] * 1000,
+        "n": float(len(v)),
+    }
 
 
 def raise_nofile() -> None:
@@ -97,9 +103,15 @@ def pool(n: int) -> httpx.Limits:
 
 
 def chat_body(spec: Spec, stream: bool) -> dict[str, Any]:
-    return {"model": spec.model, "stream": stream, "max_tokens": 400,
-            "messages": [{"role": "system", "content": "You are a warm coach."},
-                         {"role": "user", "content": TEXT}]}
+    return {
+        "model": spec.model,
+        "stream": stream,
+        "max_tokens": 400,
+        "messages": [
+            {"role": "system", "content": "You are a warm coach."},
+            {"role": "user", "content": TEXT},
+        ],
+    }
 
 
 # -- request kinds ----------------------------------------------------------------------
@@ -117,15 +129,18 @@ class RawConn:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
         on_event: Callable[[str, str], None] | None = None,
     ) -> tuple[int, bytes]:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.reader, self.writer
         assert reader is not None
-        head = [f"{method} {path} HTTP/1.1", f"host: {self.host}:{self.port}",
-                f"content-length: {len(body)}"]
+        head = [f"{method} {path} HTTP/1.1", f"host: {self.host}:{self.port}", f"content-length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         try:
@@ -218,8 +233,11 @@ class RawChat:
         self.pool = RawPool(spec.base_url)
         self.path = self.pool.prefix + "/chat/completions"
         self.body = msgspec.json.encode(chat_body(spec, spec.stream))
-        self.headers = {"content-type": "application/json",
-                        "authorization": f"Bearer {spec.api_key}", **spec.headers}
+        self.headers = {
+            "content-type": "application/json",
+            "authorization": f"Bearer {spec.api_key}",
+            **spec.headers,
+        }
         self.dec = msgspec.json.Decoder()
 
     async def op(self, worker: int) -> Sample:
@@ -269,16 +287,17 @@ class SdkClient:
 
         self.spec = spec
         self.http = httpx.AsyncClient(limits=pool(spec.concurrency + 8), timeout=60.0)
-        self.sdk = openai.AsyncOpenAI(base_url=spec.base_url, api_key=spec.api_key,
-                                      max_retries=0,
-                                      http_client=self.http)  # type: ignore[arg-type]
+        self.sdk = openai.AsyncOpenAI(
+            base_url=spec.base_url, api_key=spec.api_key, max_retries=0, http_client=self.http
+        )  # type: ignore[arg-type]
         self.messages: list[Any] = chat_body(spec, False)["messages"]
 
     async def op(self, worker: int) -> Sample:
         t0 = time.perf_counter()
         if not self.spec.stream:
             r = await self.sdk.chat.completions.create(
-                model=self.spec.model, messages=self.messages, max_tokens=400)
+                model=self.spec.model, messages=self.messages, max_tokens=400
+            )
             if not r.choices or not r.choices[0].message.content:
                 raise RuntimeError("empty reply")
             return Sample(time.perf_counter() - t0)
@@ -286,7 +305,8 @@ class SdkClient:
         sentence: float | None = None
         text = ""
         stream = await self.sdk.chat.completions.create(
-            model=self.spec.model, messages=self.messages, max_tokens=400, stream=True)
+            model=self.spec.model, messages=self.messages, max_tokens=400, stream=True
+        )
         async with stream:
             async for chunk in stream:
                 for choice in chunk.choices:
@@ -319,31 +339,30 @@ class Partner(msgspec.Struct):
 
 async def check(r: httpx.Response, expect: int = 201) -> dict[str, Any]:
     if r.status_code != expect:
-        raise RuntimeError(f"{r.request.method} {r.request.url.path}: {r.status_code} "
-                           f"{r.text[:200]}")
+        raise RuntimeError(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text[:200]}")
     data: dict[str, Any] = r.json()
     return data
 
 
-async def new_partner(http: httpx.AsyncClient, base: str, exercise: str,
-                      join: bool = False) -> Partner:
+async def new_partner(http: httpx.AsyncClient, base: str, exercise: str, join: bool = False) -> Partner:
     """A couple and a session started by its first partner. With ``join`` the second
     partner joins first: a together-exercise step that waits for *each* partner then
     never advances, so one partner can post any number of turns (no session ends)."""
     couple = await check(await http.post(f"{base}/v1/couples", json={"country": "US"}))
     token = couple["token"]
     if join:
-        await check(await http.post(f"{base}/v1/couples/join",
-                                    json={"invite_code": couple["invite_code"]}))
-    session = await check(await http.post(
-        f"{base}/v1/sessions", json={"exercise_id": exercise},
-        headers={"authorization": f"Bearer {token}"}))
-    return Partner(base, token, session["session_id"], couple["couple_id"],
-                   couple.get("invite_code", ""))
+        await check(await http.post(f"{base}/v1/couples/join", json={"invite_code": couple["invite_code"]}))
+    session = await check(
+        await http.post(
+            f"{base}/v1/sessions",
+            json={"exercise_id": exercise},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    )
+    return Partner(base, token, session["session_id"], couple["couple_id"], couple.get("invite_code", ""))
 
 
-async def gather_bounded(n: int, make: Callable[[int], Awaitable[Any]], width: int = 32) -> list[
-        Any]:
+async def gather_bounded(n: int, make: Callable[[int], Awaitable[Any]], width: int = 32) -> list[Any]:
     sem = asyncio.Semaphore(width)
 
     async def one(i: int) -> Any:
@@ -370,15 +389,19 @@ class CoachClient:
 
     async def setup(self, n: int) -> None:
         self.partners = await gather_bounded(
-            n, lambda i: new_partner(self.http, self.bases[i % len(self.bases)],
-                                     self.spec.exercise, join=True))
+            n,
+            lambda i: new_partner(self.http, self.bases[i % len(self.bases)], self.spec.exercise, join=True),
+        )
 
     async def rotate(self, p: Partner, conn: RawConn) -> None:
         """A new session, as a couple starting the next exercise (not timed; the server's
         CPU for it is counted). Keeps sessions as long as a real exercise (history)."""
         status, raw = await conn.request(
-            "POST", "/v1/sessions", msgspec.json.encode({"exercise_id": self.spec.exercise}),
-            {"authorization": f"Bearer {p.token}", "content-type": "application/json"})
+            "POST",
+            "/v1/sessions",
+            msgspec.json.encode({"exercise_id": self.spec.exercise}),
+            {"authorization": f"Bearer {p.token}", "content-type": "application/json"},
+        )
         if status != 201:
             raise RuntimeError(f"new session: http {status} {raw[:120]!r}")
         p.session_id = self.dec.decode(raw)["session_id"]
@@ -479,13 +502,17 @@ async def release_lags(spec: Spec, samples: list[Sample]) -> dict[str, Any] | No
                 after_last.append((recv_ns - sent[idx]) / 1e9)
                 nxt = min(idx + 1, len(tokens) - 1)
                 after_boundary.append((recv_ns - sent[nxt]) / 1e9)
-    return {"turns": len(tagged), "after_last_token": summary(after_last),
-            "after_boundary_token": summary(after_boundary)}
+    return {
+        "turns": len(tagged),
+        "after_last_token": summary(after_last),
+        "after_boundary_token": summary(after_boundary),
+    }
 
 
 # -- drivers ----------------------------------------------------------------------------
-async def closed_loop(op: Op, workers: int, count: int, limit: float) -> tuple[
-        list[Sample], dict[str, int], float]:
+async def closed_loop(
+    op: Op, workers: int, count: int, limit: float
+) -> tuple[list[Sample], dict[str, int], float]:
     samples: list[Sample] = []
     errors: dict[str, int] = {}
     issued = 0
@@ -506,8 +533,9 @@ async def closed_loop(op: Op, workers: int, count: int, limit: float) -> tuple[
     return samples, errors, time.perf_counter() - t0
 
 
-async def open_loop(op: Op, slots: int, rate: float, count: int, limit: float) -> tuple[
-        list[Sample], dict[str, int], float]:
+async def open_loop(
+    op: Op, slots: int, rate: float, count: int, limit: float
+) -> tuple[list[Sample], dict[str, int], float]:
     """Poisson arrivals at ``rate``/s; each takes a free slot (a partner): none free
     counts as ``no-free-slot`` (the arrival is dropped, not queued)."""
     samples: list[Sample] = []
@@ -570,24 +598,30 @@ async def run_requests(spec: Spec) -> dict[str, Any]:
         cpu0 = time.process_time()
         if spec.rate is not None:
             samples, errors, elapsed = await open_loop(
-                client.op, slots, spec.rate, spec.requests, spec.time_limit)
+                client.op, slots, spec.rate, spec.requests, spec.time_limit
+            )
         else:
             samples, errors, elapsed = await closed_loop(
-                client.op, spec.concurrency, spec.requests, spec.time_limit)
+                client.op, spec.concurrency, spec.requests, spec.time_limit
+            )
         cpu = time.process_time() - cpu0
         lags = await release_lags(spec, samples) if spec.target == "coach" else None
         rotated = client.sessions if isinstance(client, CoachClient) else 0
     finally:
         await client.aclose()
     return {
-        "phase": "result", "n": len(samples), "errors": errors, "elapsed": elapsed,
+        "phase": "result",
+        "n": len(samples),
+        "errors": errors,
+        "elapsed": elapsed,
         "throughput": len(samples) / elapsed if elapsed > 0 else 0.0,
         "latency": summary([s.latency for s in samples]),
         "first_token": summary([s.first_token for s in samples if s.first_token is not None]),
-        "first_sentence": summary(
-            [s.first_sentence for s in samples if s.first_sentence is not None]),
-        "release_lag": lags, "sessions_started": rotated,
-        "client_cpu_s": cpu, "client_core_fraction": cpu / elapsed if elapsed > 0 else 0.0,
+        "first_sentence": summary([s.first_sentence for s in samples if s.first_sentence is not None]),
+        "release_lag": lags,
+        "sessions_started": rotated,
+        "client_cpu_s": cpu,
+        "client_core_fraction": cpu / elapsed if elapsed > 0 else 0.0,
     }
 
 
@@ -602,8 +636,7 @@ class Listener:
 
     async def run(self, http: httpx.AsyncClient) -> None:
         url = f"{self.base}/v1/sessions/{self.partner.session_id}/events"
-        headers = {"authorization": f"Bearer {self.partner.token}",
-                   "accept": "text/event-stream"}
+        headers = {"authorization": f"Bearer {self.partner.token}", "accept": "text/event-stream"}
         try:
             async with http.stream("GET", url, headers=headers) as r:
                 if r.status_code != 200:
@@ -633,15 +666,18 @@ async def run_listeners(spec: Spec) -> dict[str, Any]:
     listen_base = (spec.listen_url or spec.base_url).rstrip("/")
     couples = max(1, spec.listeners // 2)
     setup = httpx.AsyncClient(limits=pool(64), timeout=60.0)
-    listen_http = httpx.AsyncClient(limits=httpx.Limits(max_connections=spec.listeners + 16,
-                                                        max_keepalive_connections=0),
-                                    timeout=httpx.Timeout(60.0, read=None))
+    listen_http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=spec.listeners + 16, max_keepalive_connections=0),
+        timeout=httpx.Timeout(60.0, read=None),
+    )
     tasks: list[asyncio.Task[None]] = []
     try:
+
         async def make_pair(i: int) -> tuple[Partner, Partner]:
             a = await new_partner(setup, post_base, spec.exercise)
-            joined = await check(await setup.post(f"{post_base}/v1/couples/join",
-                                                  json={"invite_code": a.invite_code}))
+            joined = await check(
+                await setup.post(f"{post_base}/v1/couples/join", json={"invite_code": a.invite_code})
+            )
             b = Partner(post_base, joined["token"], a.session_id, a.couple_id)
             return a, b
 
@@ -657,16 +693,22 @@ async def run_listeners(spec: Spec) -> dict[str, Any]:
             wave = listeners[i : i + 100]
             tasks.extend(asyncio.create_task(li.run(listen_http)) for li in wave)
             try:
-                await asyncio.wait_for(
-                    asyncio.gather(*(li.connected.wait() for li in wave)), 60)
+                await asyncio.wait_for(asyncio.gather(*(li.connected.wait() for li in wave)), 60)
             except TimeoutError:
                 for li in wave:
                     if not li.connected.is_set():
                         li.error = li.error or "no connected comment within 60 s"
         connect_s = time.perf_counter() - t_conn
         failed = sum(1 for li in listeners if li.error)
-        emit({"phase": "ready", "listeners": len(listeners) - failed, "failed": failed,
-              "setup_s": setup_s, "connect_s": connect_s})
+        emit(
+            {
+                "phase": "ready",
+                "listeners": len(listeners) - failed,
+                "failed": failed,
+                "setup_s": setup_s,
+                "connect_s": connect_s,
+            }
+        )
         await wait_for_go()
         # probes: partner A posts (on post_base); partner B's listener must see it
         delivery: list[float] = []
@@ -677,12 +719,13 @@ async def run_listeners(spec: Spec) -> dict[str, Any]:
             listener_b = listeners[2 * pairs.index((a, _b)) + 1]
             marker = f"probe-{uuid.uuid4().hex[:12]}"
             t0 = time.monotonic_ns()
-            r = await setup.post(f"{post_base}/v1/sessions/{a.session_id}/messages",
-                                 json={"text": f"{TEXT} {marker}"},
-                                 headers={"authorization": f"Bearer {a.token}"})
+            r = await setup.post(
+                f"{post_base}/v1/sessions/{a.session_id}/messages",
+                json={"text": f"{TEXT} {marker}"},
+                headers={"authorization": f"Bearer {a.token}"},
+            )
             if r.status_code != 201:
-                post_errors[f"http {r.status_code}"] = post_errors.get(
-                    f"http {r.status_code}", 0) + 1
+                post_errors[f"http {r.status_code}"] = post_errors.get(f"http {r.status_code}", 0) + 1
                 missing += 1
                 continue
             for _ in range(200):  # up to 2 s
@@ -698,11 +741,19 @@ async def run_listeners(spec: Spec) -> dict[str, Any]:
         for li in listeners:
             if li.error:
                 errors[li.error] = errors.get(li.error, 0) + 1
-        return {"phase": "result", "listeners": len(listeners), "errors": errors,
-                "failed": sum(1 for li in listeners if li.error),
-                "still_connected": still, "probes": spec.probes, "delivered": len(delivery),
-                "missing": missing, "delivery_ms": summary(delivery), "setup_s": setup_s,
-                "connect_s": connect_s}
+        return {
+            "phase": "result",
+            "listeners": len(listeners),
+            "errors": errors,
+            "failed": sum(1 for li in listeners if li.error),
+            "still_connected": still,
+            "probes": spec.probes,
+            "delivered": len(delivery),
+            "missing": missing,
+            "delivery_ms": summary(delivery),
+            "setup_s": setup_s,
+            "connect_s": connect_s,
+        }
     finally:
         for t in tasks:
             t.cancel()

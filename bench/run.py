@@ -46,8 +46,7 @@ LITELLM_VENV = BENCH / ".venv"
 LITELLM_PIN = "litellm[proxy]==1.106.2"
 MASTER_KEY = "sk-bench-local"
 LEVELS = (1, 16, 64, 256)
-FULL = {False: {1: 300, 16: 1500, 64: 3000, 256: 4000}, True: {1: 60, 16: 400, 64: 1000,
-                                                                256: 1500}}
+FULL = {False: {1: 300, 16: 1500, 64: 3000, 256: 4000}, True: {1: 60, 16: 400, 64: 1000, 256: 1500}}
 QUICK = {False: {1: 100, 16: 300, 64: 600, 256: 800}, True: {1: 20, 16: 80, 64: 200, 256: 300}}
 SECTIONS = ("upstream", "direct", "sdk", "litellm", "coach", "openloop", "listeners", "scaleout")
 EXTRA_SECTIONS = ("profile",)  # only when named in --only
@@ -76,11 +75,18 @@ class Procs:
         self.logdir = logdir
         self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         out = (self.logdir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         self.procs.append((name, proc, out))
         log(f"started {name} (pid {proc.pid})")
         return proc
@@ -113,8 +119,9 @@ def _stop_group(name: str, proc: subprocess.Popen[bytes]) -> None:
     log(f"stopped {name}")
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0,
-              headers: dict[str, str] | None = None) -> None:
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0, headers: dict[str, str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -153,8 +160,7 @@ def cpu_seconds(pid: int) -> float:
 def rss_bytes(pid: int) -> int:
     try:
         p = psutil.Process(pid)
-        return int(p.memory_info().rss) + sum(
-            int(c.memory_info().rss) for c in p.children(recursive=True))
+        return int(p.memory_info().rss) + sum(int(c.memory_info().rss) for c in p.children(recursive=True))
     except psutil.Error:
         return 0
 
@@ -163,15 +169,19 @@ class Load:
     """One load.py run with the ready/go handshake; CPU of ``watch`` pids sampled around
     the measured phase only (setup and warm-up excluded)."""
 
-    def __init__(self, spec: dict[str, Any], watch: dict[str, int], timeout: float,
-                 redis_port: int | None = None) -> None:
+    def __init__(
+        self, spec: dict[str, Any], watch: dict[str, int], timeout: float, redis_port: int | None = None
+    ) -> None:
         self.spec = spec
         self.watch = watch
         self.timeout = timeout
         self.redis_port = redis_port
         self.proc = subprocess.Popen(
             [PY, str(BENCH / "load.py"), msgspec.json.encode(spec).decode()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.ready: dict[str, Any] = {}
 
     def _line(self) -> dict[str, Any]:
@@ -202,11 +212,11 @@ class Load:
         self.proc.wait(timeout=30)
         n = max(1, int(result.get("n") or 0))
         result["server_cpu_s"] = {k: after[k] - before[k] for k in self.watch}
-        result["server_cpu_ms_per_req"] = {k: (after[k] - before[k]) * 1000 / n
-                                           for k in self.watch}
+        result["server_cpu_ms_per_req"] = {k: (after[k] - before[k]) * 1000 / n for k in self.watch}
         result["server_core_fraction"] = {
             k: (after[k] - before[k]) / result["elapsed"] if result.get("elapsed") else 0.0
-            for k in self.watch}
+            for k in self.watch
+        }
         return result
 
     def kill(self) -> None:
@@ -216,8 +226,9 @@ class Load:
             self.proc.wait(timeout=10)
 
 
-def run_load(spec: dict[str, Any], watch: dict[str, int], timeout: float = 300.0,
-             redis_port: int | None = None) -> dict[str, Any]:
+def run_load(
+    spec: dict[str, Any], watch: dict[str, int], timeout: float = 300.0, redis_port: int | None = None
+) -> dict[str, Any]:
     load = Load(spec, watch, timeout, redis_port)
     try:
         load.wait_ready()
@@ -237,36 +248,52 @@ def ensure_litellm() -> Path | None:
         return None
     log(f"creating {LITELLM_VENV} with {LITELLM_PIN} (first run only)")
     try:
-        subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(LITELLM_VENV)],
-                       check=True, timeout=300)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python",
-                        str(LITELLM_VENV / "bin" / "python"), LITELLM_PIN],
-                       check=True, timeout=900)
+        subprocess.run(
+            [uv, "venv", "--quiet", "--python", "3.11", str(LITELLM_VENV)], check=True, timeout=300
+        )
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", str(LITELLM_VENV / "bin" / "python"), LITELLM_PIN],
+            check=True,
+            timeout=900,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         log(f"could not install LiteLLM ({exc}): skipping it")
         return None
     return exe if exe.exists() else None
 
 
-def start_litellm(procs: Procs, exe: Path, upstream: str, workdir: Path) -> tuple[
-        str, subprocess.Popen[bytes]]:
+def start_litellm(
+    procs: Procs, exe: Path, upstream: str, workdir: Path
+) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     cfg = workdir / "litellm.yaml"
     cfg.write_text(
         "model_list:\n  - model_name: fake\n    litellm_params:\n      model: openai/fake\n"
         f"      api_base: {upstream}\n      api_key: x\n"
         "litellm_settings:\n  drop_params: true\n  set_verbose: false\n"
-        f"general_settings:\n  master_key: {MASTER_KEY}\n", encoding="utf-8")
-    env = {"LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "True"}
-    proc = procs.start("litellm", [str(exe), "--config", str(cfg), "--host", "127.0.0.1",
-                                   "--port", str(port), "--num_workers", "1"], env, cwd=workdir)
+        f"general_settings:\n  master_key: {MASTER_KEY}\n",
+        encoding="utf-8",
+    )
+    env = {
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "True",
+    }
+    proc = procs.start(
+        "litellm",
+        [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
+        env,
+        cwd=workdir,
+    )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, timeout=120)
     return f"http://127.0.0.1:{port}/v1", proc
 
 
-def start_coach(procs: Procs, name: str, redis_port: int, upstream: str,
-                redis_query: str = "") -> tuple[str, subprocess.Popen[bytes]]:
+def start_coach(
+    procs: Procs, name: str, redis_port: int, upstream: str, redis_query: str = ""
+) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     env = {
         "COACH_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0{redis_query}",
@@ -285,22 +312,36 @@ def start_coach(procs: Procs, name: str, redis_port: int, upstream: str,
     return f"http://127.0.0.1:{port}", proc
 
 
-def wrk_ceiling(upstream: str, workdir: Path, duration: int, conns: int,
-                latency_ms: float | None = None) -> dict[str, Any] | None:
+def wrk_ceiling(
+    upstream: str, workdir: Path, duration: int, conns: int, latency_ms: float | None = None
+) -> dict[str, Any] | None:
     """wrk (Debian's, C) against the fake upstream, when it is installed."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
     script = workdir / "post.lua"
-    extra = ("" if latency_ms is None
-             else f'wrk.headers["x-fake-latency-ms"] = "{latency_ms:g}"\n')
+    extra = "" if latency_ms is None else f'wrk.headers["x-fake-latency-ms"] = "{latency_ms:g}"\n'
     script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' + extra
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        + extra
         + 'wrk.body = \'{"model":"fake","messages":[{"role":"user","content":"hi"}]}\'\n',
-        encoding="utf-8")
-    out = subprocess.run([wrk, "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(script),
-                          upstream.rstrip("/") + "/chat/completions"],
-                         capture_output=True, text=True, timeout=duration + 30, check=False)
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [
+            wrk,
+            "-t1",
+            f"-c{conns}",
+            f"-d{duration}s",
+            "-s",
+            str(script),
+            upstream.rstrip("/") + "/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=False,
+    )
     rps = None
     for line in out.stdout.splitlines():
         if line.startswith("Requests/sec:"):
@@ -319,8 +360,10 @@ def lat(r: dict[str, Any], key: str, pct: str) -> float | None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| path | mode | conc | n | err | req/s | p50 ms | p95 ms | p99 ms | +p50 ms | "
-            "+p99 ms | TTFT p50 | 1st sentence p50 | server CPU ms/req | client core |")
+    head = (
+        "| path | mode | conc | n | err | req/s | p50 ms | p95 ms | p99 ms | +p50 ms | "
+        "+p99 ms | TTFT p50 | 1st sentence p50 | server CPU ms/req | client core |"
+    )
     lines = [head, "|" + "---|" * 15]
     for r in rows:
         lines.append(
@@ -330,7 +373,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{fmt(lat(r, 'latency', 'p99'))} | {fmt(r.get('added_p50'))} | "
             f"{fmt(r.get('added_p99'))} | {fmt(lat(r, 'first_token', 'p50'))} | "
             f"{fmt(lat(r, 'first_sentence', 'p50'))} | {fmt(r.get('cpu_ms_per_req'), 2)} | "
-            f"{r['client_core_fraction'] * 100:.0f}% |")
+            f"{r['client_core_fraction'] * 100:.0f}% |"
+        )
     return "\n".join(lines)
 
 
@@ -345,8 +389,7 @@ def added(rows: list[dict[str, Any]]) -> None:
 
 
 def best(rows: list[dict[str, Any]], path: str, stream: bool) -> float:
-    return max((r["throughput"] for r in rows if r["path"] == path and r["stream"] == stream),
-               default=0.0)
+    return max((r["throughput"] for r in rows if r["path"] == path and r["stream"] == stream), default=0.0)
 
 
 def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -354,80 +397,138 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
 
     def row(path: str, stream: bool, c: int) -> dict[str, Any] | None:
-        return next((r for r in rows if r["path"] == path and r["stream"] == stream
-                     and r["concurrency"] == c), None)
+        return next(
+            (r for r in rows if r["path"] == path and r["stream"] == stream and r["concurrency"] == c), None
+        )
 
     def verdict(ok: bool | None) -> str:
         return "n/a" if ok is None else ("met" if ok else "MISSED")
 
     c1 = row("coach", False, 1)
     if c1 and c1.get("added_p50") is not None:
-        out.append(("coach added latency c=1 p50 <= 2 ms", f"{c1['added_p50']:.2f} ms",
-                    verdict(c1["added_p50"] <= 2)))
-        out.append(("coach added latency c=1 p99 <= 5 ms", f"{c1['added_p99']:.2f} ms",
-                    verdict(c1["added_p99"] <= 5)))
+        out.append(
+            (
+                "coach added latency c=1 p50 <= 2 ms",
+                f"{c1['added_p50']:.2f} ms",
+                verdict(c1["added_p50"] <= 2),
+            )
+        )
+        out.append(
+            (
+                "coach added latency c=1 p99 <= 5 ms",
+                f"{c1['added_p99']:.2f} ms",
+                verdict(c1["added_p99"] <= 5),
+            )
+        )
     for stream in (False, True):
         coach, lite = best(rows, "coach", stream), best(rows, "litellm", stream)
         if coach and lite:
-            out.append((f"coach turns/s >= 4x LiteLLM req/s ({'stream' if stream else 'json'})",
-                        f"{coach:.0f} vs {lite:.0f} ({coach / lite:.1f}x)",
-                        verdict(coach >= 4 * lite)))
+            out.append(
+                (
+                    f"coach turns/s >= 4x LiteLLM req/s ({'stream' if stream else 'json'})",
+                    f"{coach:.0f} vs {lite:.0f} ({coach / lite:.1f}x)",
+                    verdict(coach >= 4 * lite),
+                )
+            )
     for stream in (False, True):
-        cpu = [r["cpu_ms_per_req"] for r in rows if r["path"] == "coach"
-               and r["stream"] == stream and r["concurrency"] >= 16
-               and r.get("cpu_ms_per_req") is not None
-               and sum(r["errors"].values()) <= 0.01 * max(1, r["n"])]
+        cpu = [
+            r["cpu_ms_per_req"]
+            for r in rows
+            if r["path"] == "coach"
+            and r["stream"] == stream
+            and r["concurrency"] >= 16
+            and r.get("cpu_ms_per_req") is not None
+            and sum(r["errors"].values()) <= 0.01 * max(1, r["n"])
+        ]
         if cpu:
-            out.append((f"coach CPU per turn <= 3 ms ({'stream' if stream else 'json'}, "
-                        "best level c>=16 without errors)", f"{min(cpu):.2f} ms",
-                        verdict(min(cpu) <= 3)))
+            out.append(
+                (
+                    f"coach CPU per turn <= 3 ms ({'stream' if stream else 'json'}, "
+                    "best level c>=16 without errors)",
+                    f"{min(cpu):.2f} ms",
+                    verdict(min(cpu) <= 3),
+                )
+            )
     ol = res.get("openloop")
     if ol and ol.get("added_p99") is not None:
-        out.append((f"open loop at {ol['rate']:.0f}/s (half capacity): added p99 <= 10 ms",
-                    f"{ol['added_p99']:.2f} ms", verdict(ol["added_p99"] <= 10)))
+        out.append(
+            (
+                f"open loop at {ol['rate']:.0f}/s (half capacity): added p99 <= 10 ms",
+                f"{ol['added_p99']:.2f} ms",
+                verdict(ol["added_p99"] <= 10),
+            )
+        )
     lags = [r["release_lag"] for r in rows if r["path"] == "coach" and r.get("release_lag")]
     if lags:
         worst = max(lag["after_last_token"]["p99"] for lag in lags if lag["after_last_token"])
-        worst_b = max(lag["after_boundary_token"]["p99"] for lag in lags
-                      if lag["after_boundary_token"])
+        worst_b = max(lag["after_boundary_token"]["p99"] for lag in lags if lag["after_boundary_token"])
         c1s = row("coach", True, 1)
         c1lag = (c1s or {}).get("release_lag") or {}
         c1_last = (c1lag.get("after_last_token") or {}).get("p99")
-        out.append(("sentence released <= 5 ms after its last token (c=1 p99)",
-                    fmt(c1_last, 2) + " ms", verdict(None if c1_last is None else c1_last <= 5)))
-        out.append(("  same, worst level p99 (after last token / after boundary token)",
-                    f"{worst:.1f} / {worst_b:.1f} ms", verdict(worst <= 5)))
+        out.append(
+            (
+                "sentence released <= 5 ms after its last token (c=1 p99)",
+                fmt(c1_last, 2) + " ms",
+                verdict(None if c1_last is None else c1_last <= 5),
+            )
+        )
+        out.append(
+            (
+                "  same, worst level p99 (after last token / after boundary token)",
+                f"{worst:.1f} / {worst_b:.1f} ms",
+                verdict(worst <= 5),
+            )
+        )
     for key, label in (("listeners", ""), ("listeners_wide_pool", " (Redis pool 5000)")):
         li = res.get(key)
         if not li:
             continue
         ok = li["result"]["still_connected"] >= 2000 and li["result"]["failed"] == 0
-        out.append((f"2,000 idle SSE listeners on one process{label}",
-                    f"{li['result']['still_connected']} held, "
-                    f"{li['result']['failed']} failed, RSS +{li['rss_delta_mib']:.0f} MiB "
-                    f"({li['rss_per_listener_kib']:.0f} KiB each), delivery "
-                    f"{li['result']['delivered']}/{li['result']['probes']}", verdict(ok)))
+        out.append(
+            (
+                f"2,000 idle SSE listeners on one process{label}",
+                f"{li['result']['still_connected']} held, "
+                f"{li['result']['failed']} failed, RSS +{li['rss_delta_mib']:.0f} MiB "
+                f"({li['rss_per_listener_kib']:.0f} KiB each), delivery "
+                f"{li['result']['delivered']}/{li['result']['probes']}",
+                verdict(ok),
+            )
+        )
     so = res.get("scaleout")
     if so:
-        out.append(("scale-out: 2 processes vs 1 (json, c=64)",
-                    f"{so['two']['throughput']:.0f} vs {so['one']['throughput']:.0f} turns/s "
-                    f"({so['ratio']:.2f}x)", "info"))
+        out.append(
+            (
+                "scale-out: 2 processes vs 1 (json, c=64)",
+                f"{so['two']['throughput']:.0f} vs {so['one']['throughput']:.0f} turns/s "
+                f"({so['ratio']:.2f}x)",
+                "info",
+            )
+        )
         d = so["delivery"]
-        out.append(("scale-out: message on A reaches listener on B",
-                    f"{d['delivered']}/{d['probes']} delivered, p50 "
-                    f"{fmt((d.get('delivery_ms') or {}).get('p50'))} ms",
-                    verdict(d["delivered"] == d["probes"])))
+        out.append(
+            (
+                "scale-out: message on A reaches listener on B",
+                f"{d['delivered']}/{d['probes']} delivered, p50 "
+                f"{fmt((d.get('delivery_ms') or {}).get('p50'))} ms",
+                verdict(d["delivered"] == d["probes"]),
+            )
+        )
     return out
 
 
 def report(res: dict[str, Any]) -> str:
     loads = [r["loadavg_1m"] for r in res["rows"] if "loadavg_1m" in r]
-    parts = [f"machine: {res['machine']['nproc']} cores, {res['machine']['cpu']}, "
-             f"Python {res['machine']['python']}"
-             + (f"; 1-min load average after each level {min(loads):.1f}-{max(loads):.1f}"
-                " (the bench alone makes about 2-3; more: other work shared the cores)"
-                if loads else ""),
-             f"command: {res['command']}"]
+    parts = [
+        f"machine: {res['machine']['nproc']} cores, {res['machine']['cpu']}, "
+        f"Python {res['machine']['python']}"
+        + (
+            f"; 1-min load average after each level {min(loads):.1f}-{max(loads):.1f}"
+            " (the bench alone makes about 2-3; more: other work shared the cores)"
+            if loads
+            else ""
+        ),
+        f"command: {res['command']}",
+    ]
     up = res.get("upstream")
     if up:
         parts.append(
@@ -435,8 +536,8 @@ def report(res: dict[str, Any]) -> str:
             f"{fmt(up['load']['throughput'], 0)} req/s (client core "
             f"{up['load']['client_core_fraction'] * 100:.0f}%, upstream core "
             f"{up['load']['server_core_fraction']['upstream'] * 100:.0f}%)"
-            + (f"; wrk c=256 {fmt(up['wrk']['requests_per_s'], 0)} req/s" if up.get("wrk")
-               else ""))
+            + (f"; wrk c=256 {fmt(up['wrk']['requests_per_s'], 0)} req/s" if up.get("wrk") else "")
+        )
         z, wz = up.get("load_zero_latency"), up.get("wrk_zero_latency")
         if z:
             parts.append(
@@ -444,17 +545,25 @@ def report(res: dict[str, Any]) -> str:
                 f"{fmt(z['throughput'], 0)} req/s (client core "
                 f"{z['client_core_fraction'] * 100:.0f}%, upstream core "
                 f"{z['server_core_fraction']['upstream'] * 100:.0f}%)"
-                + (f"; wrk {fmt(wz['requests_per_s'], 0)} req/s (upstream core "
-                   f"{wz['upstream_core_fraction'] * 100:.0f}%)" if wz else ""))
+                + (
+                    f"; wrk {fmt(wz['requests_per_s'], 0)} req/s (upstream core "
+                    f"{wz['upstream_core_fraction'] * 100:.0f}%)"
+                    if wz
+                    else ""
+                )
+            )
     parts.append("")
     parts.append(table(res["rows"]))
-    cmds = [f"{'stream' if r['stream'] else 'json'} c={r['concurrency']}: "
-            f"{r['redis_cmds_per_req']:.1f}" for r in res["rows"]
-            if r.get("redis_cmds_per_req") is not None]
+    cmds = [
+        f"{'stream' if r['stream'] else 'json'} c={r['concurrency']}: {r['redis_cmds_per_req']:.1f}"
+        for r in res["rows"]
+        if r.get("redis_cmds_per_req") is not None
+    ]
     if cmds:
         parts.append("")
-        parts.append("coach: Redis commands per turn (measured phase, session starts "
-                     "included): " + "; ".join(cmds))
+        parts.append(
+            "coach: Redis commands per turn (measured phase, session starts included): " + "; ".join(cmds)
+        )
     ol = res.get("openloop")
     if ol:
         parts.append("")
@@ -465,20 +574,30 @@ def report(res: dict[str, Any]) -> str:
             f"{fmt(lat(ol['direct'], 'latency', 'p50'))}/"
             f"{fmt(lat(ol['direct'], 'latency', 'p99'))} ms, added p99 "
             f"{fmt(ol.get('added_p99'))} ms; dropped (no free partner) "
-            f"{ol['coach']['errors'].get('no-free-slot', 0)}")
-    lags = [(r["concurrency"], r["release_lag"]) for r in res["rows"]
-            if r["path"] == "coach" and r.get("release_lag")]
+            f"{ol['coach']['errors'].get('no-free-slot', 0)}"
+        )
+    lags = [
+        (r["concurrency"], r["release_lag"])
+        for r in res["rows"]
+        if r["path"] == "coach" and r.get("release_lag")
+    ]
     if lags:
         parts.append("")
-        parts.append("sentence release lag (client receive - upstream send, ms): "
-                     "after the sentence's last token | after the next token (ends it)")
+        parts.append(
+            "sentence release lag (client receive - upstream send, ms): "
+            "after the sentence's last token | after the next token (ends it)"
+        )
         for c, lag in lags:
             a, b = lag["after_last_token"] or {}, lag["after_boundary_token"] or {}
-            parts.append(f"  c={c}: p50 {fmt(a.get('p50'))} p99 {fmt(a.get('p99'))} max "
-                         f"{fmt(a.get('max'))} | p50 {fmt(b.get('p50'))} p99 {fmt(b.get('p99'))}"
-                         f" max {fmt(b.get('max'))}  ({lag['turns']} turns)")
-    for key, label in (("listeners", "coach as configured"),
-                       ("listeners_wide_pool", "Redis pool max_connections=5000")):
+            parts.append(
+                f"  c={c}: p50 {fmt(a.get('p50'))} p99 {fmt(a.get('p99'))} max "
+                f"{fmt(a.get('max'))} | p50 {fmt(b.get('p50'))} p99 {fmt(b.get('p99'))}"
+                f" max {fmt(b.get('max'))}  ({lag['turns']} turns)"
+            )
+    for key, label in (
+        ("listeners", "coach as configured"),
+        ("listeners_wide_pool", "Redis pool max_connections=5000"),
+    ):
         li = res.get(key)
         if not li:
             continue
@@ -492,7 +611,8 @@ def report(res: dict[str, Any]) -> str:
             f"(+{li['rss_per_listener_kib']:.0f} KiB/listener); redis clients "
             f"{li.get('redis_clients')}; delivery to a listener while they idle: "
             f"{r['delivered']}/{r['probes']}, p50 {fmt((r.get('delivery_ms') or {}).get('p50'))}"
-            f" ms")
+            f" ms"
+        )
     so = res.get("scaleout")
     if so:
         parts.append("")
@@ -501,7 +621,8 @@ def report(res: dict[str, Any]) -> str:
             f"{so['one']['throughput']:.0f} turns/s, two processes "
             f"{so['two']['throughput']:.0f} turns/s ({so['ratio']:.2f}x); A->B delivery "
             f"{so['delivery']['delivered']}/{so['delivery']['probes']}, p50 "
-            f"{fmt((so['delivery'].get('delivery_ms') or {}).get('p50'))} ms")
+            f"{fmt((so['delivery'].get('delivery_ms') or {}).get('p50'))} ms"
+        )
     t = targets(res)
     if t:
         parts.append("")
@@ -517,39 +638,67 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "kernel": platform.release()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+    }
 
 
 # -- the run ----------------------------------------------------------------------------
 def row_of(path: str, stream: bool, c: int, r: dict[str, Any], cpu_key: str) -> dict[str, Any]:
     r = dict(r)
-    r.update(path=path, stream=stream, concurrency=c, loadavg_1m=os.getloadavg()[0],
-             cpu_ms_per_req=r.get("server_cpu_ms_per_req", {}).get(cpu_key))
+    r.update(
+        path=path,
+        stream=stream,
+        concurrency=c,
+        loadavg_1m=os.getloadavg()[0],
+        cpu_ms_per_req=r.get("server_cpu_ms_per_req", {}).get(cpu_key),
+    )
     return r
 
 
-def sweep(path: str, spec: dict[str, Any], watch: dict[str, int], cpu_key: str,
-          counts: dict[bool, dict[int, int]], levels: tuple[int, ...], limit: float,
-          rows: list[dict[str, Any]], stamp: bool = False,
-          redis_port: int | None = None) -> None:
+def sweep(
+    path: str,
+    spec: dict[str, Any],
+    watch: dict[str, int],
+    cpu_key: str,
+    counts: dict[bool, dict[int, int]],
+    levels: tuple[int, ...],
+    limit: float,
+    rows: list[dict[str, Any]],
+    stamp: bool = False,
+    redis_port: int | None = None,
+) -> None:
     for stream in (False, True):
         for c in levels:
             n = counts[stream][c]
-            s = {**spec, "stream": stream, "concurrency": c, "requests": n,
-                 "warmup": min(max(2 * c, 20), n), "time_limit": limit}
+            s = {
+                **spec,
+                "stream": stream,
+                "concurrency": c,
+                "requests": n,
+                "warmup": min(max(2 * c, 20), n),
+                "time_limit": limit,
+            }
             if stamp and stream:
                 s["stamp_every"] = 1
             r = run_load(s, watch, timeout=limit + 300, redis_port=redis_port)
             rows.append(row_of(path, stream, c, r, cpu_key))
-            log(f"{path:8} {'stream' if stream else 'json':6} c={c:<3} n={r['n']:<5} "
+            log(
+                f"{path:8} {'stream' if stream else 'json':6} c={c:<3} n={r['n']:<5} "
                 f"{r['throughput']:7.1f}/s p50 {fmt(lat(r, 'latency', 'p50'))} p99 "
                 f"{fmt(lat(r, 'latency', 'p99'))} ms cpu/req "
                 f"{fmt(rows[-1]['cpu_ms_per_req'], 2)} ms client "
                 f"{r['client_core_fraction'] * 100:.0f}% errors {r['errors'] or 0}"
-                + (f" redis cmds/req {r['redis_cmds_per_req']:.1f}"
-                   if r.get("redis_cmds_per_req") is not None else ""))
+                + (
+                    f" redis cmds/req {r['redis_cmds_per_req']:.1f}"
+                    if r.get("redis_cmds_per_req") is not None
+                    else ""
+                )
+            )
 
 
 @contextlib.contextmanager
@@ -561,30 +710,37 @@ def workspace() -> Iterator[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Coach performance benchmarks (see docstring).")
     ap.add_argument("--quick", action="store_true", help="smaller request counts")
-    ap.add_argument("--only", default=",".join(SECTIONS),
-                    help=f"comma-separated sections: {','.join(SECTIONS + EXTRA_SECTIONS)}")
+    ap.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections: {','.join(SECTIONS + EXTRA_SECTIONS)}",
+    )
     ap.add_argument("--levels", default=",".join(map(str, LEVELS)))
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
     ap.add_argument("--latency-ms", type=float, default=20.0, help="fake upstream latency")
     ap.add_argument("--token-ms", type=float, default=5.0, help="fake upstream token pacing")
     ap.add_argument("--limit", type=float, default=None, help="seconds per measured run")
     ap.add_argument("--listeners", type=int, default=2000)
-    ap.add_argument("--docs", action="store_true",
-                    help="also write the results into docs/benchmarks.md (between markers)")
+    ap.add_argument(
+        "--docs", action="store_true", help="also write the results into docs/benchmarks.md (between markers)"
+    )
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     levels = tuple(int(x) for x in args.levels.split(","))
     base_counts = QUICK if args.quick else FULL
-    counts = {s: {c: max(1, int(base_counts[s].get(c, 200) * args.scale)) for c in levels}
-              for s in (False, True)}
+    counts = {
+        s: {c: max(1, int(base_counts[s].get(c, 200) * args.scale)) for c in levels} for s in (False, True)
+    }
     limit = args.limit or (15.0 if args.quick else 40.0)
     raise_nofile()
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     res: dict[str, Any] = {
         "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine(), "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "counts": {("stream" if s else "json"): counts[s] for s in counts}, "rows": [],
+        "machine": machine(),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "counts": {("stream" if s else "json"): counts[s] for s in counts},
+        "rows": [],
         "upstream_config": {"latency_ms": args.latency_ms, "token_ms": args.token_ms},
     }
     rows: list[dict[str, Any]] = res["rows"]
@@ -594,88 +750,193 @@ def main(argv: list[str] | None = None) -> int:
         procs = Procs(logdir)
         try:
             redis_port = free_port()
-            redis = procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind",
-                                          "127.0.0.1", "--save", "", "--appendonly", "no",
-                                          "--maxclients", "10000"])
+            redis = procs.start(
+                "redis",
+                [
+                    "redis-server",
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--maxclients",
+                    "10000",
+                ],
+            )
             wait_redis(redis_port)
             up_port = free_port()
-            upstream_proc = procs.start("upstream", [
-                PY, str(BENCH / "fake_upstream.py"), "--port", str(up_port),
-                "--latency-ms", str(args.latency_ms), "--token-ms", str(args.token_ms)])
+            upstream_proc = procs.start(
+                "upstream",
+                [
+                    PY,
+                    str(BENCH / "fake_upstream.py"),
+                    "--port",
+                    str(up_port),
+                    "--latency-ms",
+                    str(args.latency_ms),
+                    "--token-ms",
+                    str(args.token_ms),
+                ],
+            )
             upstream = f"http://127.0.0.1:{up_port}/v1"
             wait_http(f"http://127.0.0.1:{up_port}/healthz", upstream_proc)
             up_watch = {"upstream": upstream_proc.pid}
 
             if "upstream" in only:
-                r = run_load({"target": "raw", "base_url": upstream, "concurrency": 256,
-                              "requests": 20000 if not args.quick else 8000, "warmup": 512,
-                              "time_limit": 10.0}, up_watch)
+                r = run_load(
+                    {
+                        "target": "raw",
+                        "base_url": upstream,
+                        "concurrency": 256,
+                        "requests": 20000 if not args.quick else 8000,
+                        "warmup": 512,
+                        "time_limit": 10.0,
+                    },
+                    up_watch,
+                )
                 # and its CPU ceiling: no latency, so only its own work limits it
-                r0 = run_load({"target": "raw", "base_url": upstream, "concurrency": 64,
-                               "requests": 40000 if not args.quick else 15000, "warmup": 512,
-                               "time_limit": 8.0, "headers": {"x-fake-latency-ms": "0"}},
-                              up_watch)
+                r0 = run_load(
+                    {
+                        "target": "raw",
+                        "base_url": upstream,
+                        "concurrency": 64,
+                        "requests": 40000 if not args.quick else 15000,
+                        "warmup": 512,
+                        "time_limit": 8.0,
+                        "headers": {"x-fake-latency-ms": "0"},
+                    },
+                    up_watch,
+                )
                 cpu0 = cpu_seconds(upstream_proc.pid)
                 wrk0 = wrk_ceiling(upstream, work, 5, 64, latency_ms=0)
                 if wrk0 is not None:
                     wrk0["upstream_core_fraction"] = (cpu_seconds(upstream_proc.pid) - cpu0) / 5
-                res["upstream"] = {"config": f"{args.latency_ms:g} ms latency", "load": r,
-                                   "wrk": wrk_ceiling(upstream, work, 5, 256),
-                                   "load_zero_latency": r0, "wrk_zero_latency": wrk0}
-                log(f"upstream: load.py {r['throughput']:.0f}/s (c=256, "
+                res["upstream"] = {
+                    "config": f"{args.latency_ms:g} ms latency",
+                    "load": r,
+                    "wrk": wrk_ceiling(upstream, work, 5, 256),
+                    "load_zero_latency": r0,
+                    "wrk_zero_latency": wrk0,
+                }
+                log(
+                    f"upstream: load.py {r['throughput']:.0f}/s (c=256, "
                     f"{args.latency_ms:g} ms), {r0['throughput']:.0f}/s (c=64, 0 ms); wrk "
                     f"{(res['upstream']['wrk'] or {}).get('requests_per_s')} / "
-                    f"{(wrk0 or {}).get('requests_per_s')}")
+                    f"{(wrk0 or {}).get('requests_per_s')}"
+                )
             if "direct" in only:
-                sweep("direct", {"target": "raw", "base_url": upstream}, up_watch, "upstream",
-                      counts, levels, limit, rows)
+                sweep(
+                    "direct",
+                    {"target": "raw", "base_url": upstream},
+                    up_watch,
+                    "upstream",
+                    counts,
+                    levels,
+                    limit,
+                    rows,
+                )
             if "sdk" in only:
                 # the openai SDK client saturates a core by c=16 (see docs/benchmarks.md):
                 # higher levels measure the client, not the path
-                sweep("direct-sdk", {"target": "sdk", "base_url": upstream}, up_watch,
-                      "upstream", counts, tuple(c for c in levels if c <= 16) or levels,
-                      limit, rows)
+                sweep(
+                    "direct-sdk",
+                    {"target": "sdk", "base_url": upstream},
+                    up_watch,
+                    "upstream",
+                    counts,
+                    tuple(c for c in levels if c <= 16) or levels,
+                    limit,
+                    rows,
+                )
             if "litellm" in only:
                 exe = ensure_litellm()
                 if exe is not None:
                     lbase, lproc = start_litellm(procs, exe, upstream, work)
                     watch = {"litellm": lproc.pid, **up_watch}
                     # warm up: the first requests build caches and import provider code
-                    run_load({"target": "raw", "base_url": lbase, "api_key": MASTER_KEY,
-                              "concurrency": 4, "requests": 40, "stream": True}, watch)
-                    sweep("litellm", {"target": "raw", "base_url": lbase,
-                                      "api_key": MASTER_KEY}, watch, "litellm", counts,
-                          levels, limit, rows)
+                    run_load(
+                        {
+                            "target": "raw",
+                            "base_url": lbase,
+                            "api_key": MASTER_KEY,
+                            "concurrency": 4,
+                            "requests": 40,
+                            "stream": True,
+                        },
+                        watch,
+                    )
+                    sweep(
+                        "litellm",
+                        {"target": "raw", "base_url": lbase, "api_key": MASTER_KEY},
+                        watch,
+                        "litellm",
+                        counts,
+                        levels,
+                        limit,
+                        rows,
+                    )
                     res["litellm_rss_mib"] = rss_bytes(lproc.pid) / 2**20
                     procs.stop(lproc)
             coach_sections = {"coach", "openloop", "listeners", "scaleout", "profile"} & only
             if coach_sections:
                 cbase, cproc = start_coach(procs, "coach", redis_port, upstream)
                 watch = {"coach": cproc.pid, "redis": redis.pid, **up_watch}
-                run_load({"target": "coach", "base_url": cbase, "concurrency": 8,
-                          "requests": 40, "warmup": 40, "stream": True}, watch)
+                run_load(
+                    {
+                        "target": "coach",
+                        "base_url": cbase,
+                        "concurrency": 8,
+                        "requests": 40,
+                        "warmup": 40,
+                        "stream": True,
+                    },
+                    watch,
+                )
                 if "coach" in only:
-                    sweep("coach", {"target": "coach", "base_url": cbase,
-                                    "stamps_url": f"http://127.0.0.1:{up_port}"},
-                          watch, "coach", counts, levels, limit, rows, stamp=True,
-                          redis_port=redis_port)
+                    sweep(
+                        "coach",
+                        {"target": "coach", "base_url": cbase, "stamps_url": f"http://127.0.0.1:{up_port}"},
+                        watch,
+                        "coach",
+                        counts,
+                        levels,
+                        limit,
+                        rows,
+                        stamp=True,
+                        redis_port=redis_port,
+                    )
                     res["coach_rss_mib"] = rss_bytes(cproc.pid) / 2**20
                 if "openloop" in only:
                     cap = best(rows, "coach", False) or 200.0
                     rate = cap / 2
                     dur = 10.0 if args.quick else 20.0
                     n = int(rate * dur)
-                    common = {"concurrency": 256, "requests": n, "rate": rate,
-                              "time_limit": dur + 5}
-                    co = run_load({"target": "coach", "base_url": cbase, "warmup": 64,
-                                   **common}, watch, timeout=dur + 300)
-                    di = run_load({"target": "raw", "base_url": upstream, "warmup": 64,
-                                   **common}, up_watch, timeout=dur + 300)
-                    res["openloop"] = {"rate": rate, "coach": co, "direct": di,
-                                       "added_p99": (co["latency"]["p99"] - di["latency"]["p99"])
-                                       if co.get("latency") and di.get("latency") else None}
-                    log(f"open loop {rate:.0f}/s: coach p99 {fmt(lat(co, 'latency', 'p99'))} "
-                        f"direct p99 {fmt(lat(di, 'latency', 'p99'))}")
+                    common = {"concurrency": 256, "requests": n, "rate": rate, "time_limit": dur + 5}
+                    co = run_load(
+                        {"target": "coach", "base_url": cbase, "warmup": 64, **common},
+                        watch,
+                        timeout=dur + 300,
+                    )
+                    di = run_load(
+                        {"target": "raw", "base_url": upstream, "warmup": 64, **common},
+                        up_watch,
+                        timeout=dur + 300,
+                    )
+                    res["openloop"] = {
+                        "rate": rate,
+                        "coach": co,
+                        "direct": di,
+                        "added_p99": (co["latency"]["p99"] - di["latency"]["p99"])
+                        if co.get("latency") and di.get("latency")
+                        else None,
+                    }
+                    log(
+                        f"open loop {rate:.0f}/s: coach p99 {fmt(lat(co, 'latency', 'p99'))} "
+                        f"direct p99 {fmt(lat(di, 'latency', 'p99'))}"
+                    )
                 if "profile" in only:
                     res["profile"] = profile(cbase, cproc.pid, watch, 20.0)
                 if "listeners" in only:
@@ -684,16 +945,16 @@ def main(argv: list[str] | None = None) -> int:
                     if li["result"]["failed"] or li["result"]["missing"]:
                         # The coach's Redis pool (redis-py default: 100) ran out: measure
                         # memory again with a pool wide enough for one connection each.
-                        log("listeners failed on the default Redis pool; again with "
-                            "?max_connections=5000")
-                        wbase, wproc = start_coach(procs, "coach-wide-pool", redis_port,
-                                                   upstream, "?max_connections=5000")
-                        res["listeners_wide_pool"] = listeners(wbase, wproc.pid, redis_port,
-                                                               args.listeners)
+                        log("listeners failed on the default Redis pool; again with ?max_connections=5000")
+                        wbase, wproc = start_coach(
+                            procs, "coach-wide-pool", redis_port, upstream, "?max_connections=5000"
+                        )
+                        res["listeners_wide_pool"] = listeners(wbase, wproc.pid, redis_port, args.listeners)
                         procs.stop(wproc)
                 if "scaleout" in only:
-                    res["scaleout"] = scaleout(procs, cbase, cproc, redis_port, upstream,
-                                               args.quick, limit, watch)
+                    res["scaleout"] = scaleout(
+                        procs, cbase, cproc, redis_port, upstream, args.quick, limit, watch
+                    )
         finally:
             procs.stop_all()
     added(rows)
@@ -723,17 +984,44 @@ def profile(cbase: str, pid: int, watch: dict[str, int], seconds: float) -> dict
     for stream in (False, True):
         mode = "stream" if stream else "json"
         folded = RESULTS / f"profile-{mode}.folded"
-        load = Load({"target": "coach", "base_url": cbase, "concurrency": 16,
-                     "requests": 100000, "warmup": 32, "stream": stream,
-                     "time_limit": seconds + 3}, watch, timeout=seconds + 120)
+        load = Load(
+            {
+                "target": "coach",
+                "base_url": cbase,
+                "concurrency": 16,
+                "requests": 100000,
+                "warmup": 32,
+                "stream": stream,
+                "time_limit": seconds + 3,
+            },
+            watch,
+            timeout=seconds + 120,
+        )
         try:
             load.wait_ready()
             assert load.proc.stdin is not None
             load.proc.stdin.write(b"go\n")
             load.proc.stdin.flush()
-            subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                            "--rate", "250", "--format", "raw", "--nonblocking", "-o",
-                            str(folded)], capture_output=True, timeout=seconds + 60, check=False)
+            subprocess.run(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(folded),
+                ],
+                capture_output=True,
+                timeout=seconds + 60,
+                check=False,
+            )
             load.proc.wait(timeout=seconds + 60)
         finally:
             load.kill()
@@ -765,9 +1053,11 @@ def summarize_folded(folded: Path, dest: Path, top: int = 40) -> dict[str, Any]:
     selfs = sorted(own.items(), key=lambda kv: -kv[1])[:top]
     lines += [f"{100 * n / max(1, total):6.1f}  {f}" for f, n in selfs]
     dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"samples": total,
-            "inclusive": [(f, round(100 * n / max(1, total), 1)) for f, n in incl[:25]],
-            "self": [(f, round(100 * n / max(1, total), 1)) for f, n in selfs[:25]]}
+    return {
+        "samples": total,
+        "inclusive": [(f, round(100 * n / max(1, total), 1)) for f, n in incl[:25]],
+        "self": [(f, round(100 * n / max(1, total), 1)) for f, n in selfs[:25]],
+    }
 
 
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -785,8 +1075,7 @@ def write_docs(res: dict[str, Any], text: str) -> None:
         return
     head, rest = doc.split(START, 1)
     _old, tail = rest.split(END, 1)
-    block = (f"{START}\nRun of {res['started']} ({res['elapsed_s'] / 60:.1f} min).\n\n"
-             f"{text}\n{END}")
+    block = f"{START}\nRun of {res['started']} ({res['elapsed_s'] / 60:.1f} min).\n\n{text}\n{END}"
     DOCS.write_text(head + block + tail, encoding="utf-8")
     log(f"wrote the results into {DOCS}")
 
@@ -821,8 +1110,11 @@ def redis_clients(port: int) -> int | None:
 
 def listeners(cbase: str, pid: int, redis_port: int, count: int) -> dict[str, Any]:
     before = rss_bytes(pid)
-    load = Load({"target": "listeners", "base_url": cbase, "listeners": count, "probes": 20},
-                {"coach": pid}, timeout=600)
+    load = Load(
+        {"target": "listeners", "base_url": cbase, "listeners": count, "probes": 20},
+        {"coach": pid},
+        timeout=600,
+    )
     try:
         ready = load.wait_ready()
         time.sleep(2.0)  # let the connections settle
@@ -832,27 +1124,45 @@ def listeners(cbase: str, pid: int, redis_port: int, count: int) -> dict[str, An
     finally:
         load.kill()
     held = max(1, int(ready.get("listeners") or 1))
-    out = {"ready": ready, "result": result, "rss_before_mib": before / 2**20,
-           "rss_after_mib": after / 2**20, "rss_delta_mib": (after - before) / 2**20,
-           "rss_per_listener_kib": (after - before) / 1024 / held, "redis_clients": clients}
-    log(f"listeners: {result['still_connected']} held, RSS {before / 2**20:.0f} -> "
+    out = {
+        "ready": ready,
+        "result": result,
+        "rss_before_mib": before / 2**20,
+        "rss_after_mib": after / 2**20,
+        "rss_delta_mib": (after - before) / 2**20,
+        "rss_per_listener_kib": (after - before) / 1024 / held,
+        "redis_clients": clients,
+    }
+    log(
+        f"listeners: {result['still_connected']} held, RSS {before / 2**20:.0f} -> "
         f"{after / 2**20:.0f} MiB, redis clients {clients}, probes {result['delivered']}/"
-        f"{result['probes']}")
+        f"{result['probes']}"
+    )
     return out
 
 
-def scaleout(procs: Procs, abase: str, aproc: subprocess.Popen[bytes], redis_port: int,
-             upstream: str, quick: bool, limit: float, watch: dict[str, int]) -> dict[str, Any]:
+def scaleout(
+    procs: Procs,
+    abase: str,
+    aproc: subprocess.Popen[bytes],
+    redis_port: int,
+    upstream: str,
+    quick: bool,
+    limit: float,
+    watch: dict[str, int],
+) -> dict[str, Any]:
     bbase, bproc = start_coach(procs, "coach-b", redis_port, upstream)
     watch2 = {**watch, "coach-b": bproc.pid}
     c = 64
     n = 800 if quick else 2500
-    spec = {"target": "coach", "concurrency": c, "requests": n, "warmup": 2 * c,
-            "time_limit": limit}
+    spec = {"target": "coach", "concurrency": c, "requests": n, "warmup": 2 * c, "time_limit": limit}
     one = run_load({**spec, "base_url": abase}, watch2)
     two = run_load({**spec, "base_url": f"{abase},{bbase}"}, watch2)
-    delivery = Load({"target": "listeners", "base_url": abase, "listen_url": bbase,
-                     "listeners": 40, "probes": 20}, watch2, timeout=300)
+    delivery = Load(
+        {"target": "listeners", "base_url": abase, "listen_url": bbase, "listeners": 40, "probes": 20},
+        watch2,
+        timeout=300,
+    )
     try:
         delivery.wait_ready()
         d = delivery.go()
@@ -860,8 +1170,10 @@ def scaleout(procs: Procs, abase: str, aproc: subprocess.Popen[bytes], redis_por
         delivery.kill()
     procs.stop(bproc)
     ratio = two["throughput"] / one["throughput"] if one["throughput"] else 0.0
-    log(f"scale-out: one {one['throughput']:.0f}/s two {two['throughput']:.0f}/s, "
-        f"delivery {d['delivered']}/{d['probes']}")
+    log(
+        f"scale-out: one {one['throughput']:.0f}/s two {two['throughput']:.0f}/s, "
+        f"delivery {d['delivered']}/{d['probes']}"
+    )
     return {"concurrency": c, "one": one, "two": two, "ratio": ratio, "delivery": d}
 
 

@@ -51,9 +51,7 @@ STEP_VARIABLES = frozenset(
         "partner_count",
     }
 )
-CHALLENGE_VARIABLES = frozenset(
-    {"day", "phase", "phase_title", "emotional_activity", "physical_activity"}
-)
+CHALLENGE_VARIABLES = frozenset({"day", "phase", "phase_title", "emotional_activity", "physical_activity"})
 SYSTEM_VARIABLES = frozenset({"exercise_title", "mode"})
 CORRECTION_VARIABLES = frozenset({"problem"})
 # What a person types never becomes a template variable: it only travels in user messages.
@@ -134,9 +132,7 @@ class ChallengePhase(msgspec.Struct, frozen=True):
     summary: str
 
 
-def template_version(
-    template_id: str, variables: Iterable[str], text: str, extra: Mapping[str, str]
-) -> str:
+def template_version(template_id: str, variables: Iterable[str], text: str, extra: Mapping[str, str]) -> str:
     """The content hash that identifies one reviewed version of a template."""
     canonical = json.dumps(
         {"id": template_id, "variables": list(variables), "text": text, "extra": dict(extra)},
@@ -231,9 +227,7 @@ class Catalog:
         given).
         """
         if not 0 <= step_index < len(exercise.steps):
-            raise IndexError(
-                f"{exercise.id} has {len(exercise.steps)} steps; no step index {step_index}"
-            )
+            raise IndexError(f"{exercise.id} has {len(exercise.steps)} steps; no step index {step_index}")
         if partner_count not in (1, 2):
             raise ValueError(f"partner_count must be 1 or 2, not {partner_count}")
         step = exercise.steps[step_index]
@@ -299,16 +293,12 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node)
 
 
-_DuplicateKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_DuplicateKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 class _Loader:
@@ -362,9 +352,7 @@ class _Loader:
 
     def plain(self, value: str, source: str, field: str) -> str:
         if any(marker in value for marker in _JINJA_MARKERS):
-            raise self.fail(
-                source, field, "is plain text shown as is; it may not use {{ }} or {% %}"
-            )
+            raise self.fail(source, field, "is plain text shown as is; it may not use {{ }} or {% %}")
         return value
 
     def no_unknown_keys(
@@ -378,9 +366,7 @@ class _Loader:
         try:
             ast = self.environment.parse(text)
         except jinja2.TemplateSyntaxError as exc:
-            raise self.fail(
-                source, field, f"template error on line {exc.lineno}: {exc.message}"
-            ) from exc
+            raise self.fail(source, field, f"template error on line {exc.lineno}: {exc.message}") from exc
         used = set(meta.find_undeclared_variables(ast)) - set(self.environment.globals)
         return ast, used
 
@@ -409,23 +395,18 @@ class _Loader:
         own = own or {}
         plain = plain or {}
         if not _TEMPLATE_ID.match(template_id):
-            raise self.fail(
-                source, f"{where}id", f"{template_id!r} is not a valid id (e.g. 'help.danger')"
-            )
+            raise self.fail(source, f"{where}id", f"{template_id!r} is not a valid id (e.g. 'help.danger')")
         if template_id in self.template_sources:
             raise self.fail(
                 source,
                 f"{where}id",
-                f"template id {template_id!r} is already used in "
-                f"{self.template_sources[template_id]}",
+                f"template id {template_id!r} is already used in {self.template_sources[template_id]}",
             )
         description = self.string(data, "description", source, where, line=True)
         text = self.string(data, "text", source, where)
 
         raw_variables = data.get("variables")
-        if not isinstance(raw_variables, list) or not all(
-            isinstance(name, str) for name in raw_variables
-        ):
+        if not isinstance(raw_variables, list) or not all(isinstance(name, str) for name in raw_variables):
             raise self.fail(source, f"{where}variables", "must be a list of names ([] for none)")
         variables: tuple[str, ...] = tuple(raw_variables)
         if len(set(variables)) != len(variables):
@@ -481,9 +462,7 @@ class _Loader:
                 used_shared |= used
         for name in variables:
             if name not in used_shared:
-                raise self.fail(
-                    source, f"{where}variables", f"declares {name!r} but no text uses it"
-                )
+                raise self.fail(source, f"{where}variables", f"declares {name!r} but no text uses it")
 
         raw_examples = data.get("examples")
         if not isinstance(raw_examples, list) or not raw_examples:
@@ -496,9 +475,7 @@ class _Loader:
             if example is None and not needed:
                 example = {}
             if not isinstance(example, dict) or not all(isinstance(k, str) for k in example):
-                raise self.fail(
-                    source, f"{where}examples[{number}]", "must be a mapping of variable: value"
-                )
+                raise self.fail(source, f"{where}examples[{number}]", "must be a mapping of variable: value")
             missing = sorted(needed - set(example))
             if missing:
                 raise self.fail(
@@ -676,9 +653,7 @@ class _Loader:
             for kind, activity in (("emotional", entry.emotional), ("physical", entry.physical)):
                 key = " ".join(activity.casefold().split())
                 if key in seen:
-                    raise self.fail(
-                        relative, f"{where}{kind}", f"repeats the activity of {seen[key]}"
-                    )
+                    raise self.fail(relative, f"{where}{kind}", f"repeats the activity of {seen[key]}")
                 seen[key] = f"{where}{kind}"
             days.append(entry)
         return tuple(phases), tuple(days)
@@ -688,11 +663,7 @@ class _Loader:
         data = self.read(relative)
         self.no_unknown_keys(data, ("exercises",), relative)
         order = data.get("exercises")
-        if (
-            not isinstance(order, list)
-            or not order
-            or not all(isinstance(item, str) for item in order)
-        ):
+        if not isinstance(order, list) or not order or not all(isinstance(item, str) for item in order):
             raise self.fail(relative, "exercises", "must list exercise ids")
         if len(set(order)) != len(order):
             raise self.fail(relative, "exercises", "lists an exercise twice")
@@ -821,8 +792,7 @@ def _challenge_text(phases: Iterable[ChallengePhase], days: Iterable[ChallengeDa
     lines: list[str] = []
     for phase in phases:
         lines.append(
-            f"Phase {phase.number} (days {phase.first_day}-{phase.last_day}): "
-            f"{phase.title}. {phase.summary}"
+            f"Phase {phase.number} (days {phase.first_day}-{phase.last_day}): {phase.title}. {phase.summary}"
         )
     for day in days:
         lines.append(f"Day {day.day}. Emotional: {day.emotional} Physical: {day.physical}")
@@ -839,8 +809,7 @@ def load_catalog(prompts_dir: Path) -> Catalog:
     phases, days = loader.challenge()
     challenge_text = _challenge_text(phases, days)
     exercises = {
-        exercise_id: loader.exercise(exercise_id, challenge_text)
-        for exercise_id in loader.exercise_order()
+        exercise_id: loader.exercise(exercise_id, challenge_text) for exercise_id in loader.exercise_order()
     }
     rewrite = loader.rewrite()
     classifier = loader.simple_template(

@@ -10,6 +10,7 @@ falls back to the offline client, so a couple always gets a reply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -170,6 +171,85 @@ class _Wait:
         return wait
 
 
+class _Message(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    delta: _Message | None = None
+
+
+class _Completion(msgspec.Struct):
+    """The parts of a chat completion (or a streamed chunk of one) the coach reads."""
+
+    choices: list[_Choice] = []
+    model: str | None = None
+    error: Any = None
+
+
+_ENCODER = msgspec.json.Encoder()
+_COMPLETION = msgspec.json.Decoder(_Completion)
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_DONE = "\0done"
+
+
+class UpstreamStreamError(Exception):
+    """The provider reported an error inside an open stream."""
+
+
+def _sse_delta(line: str) -> str | None:
+    """The text of one server-sent-event line of a streamed completion: ``_DONE`` at the
+    end marker, None for comments, blank lines and chunks without text."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return _DONE
+    if not data:
+        return None
+    chunk = _COMPLETION.decode(data)
+    if chunk.error is not None:
+        raise UpstreamStreamError(str(chunk.error)[:200])
+    text = "".join(c.delta.content for c in chunk.choices if c.delta is not None and c.delta.content)
+    return text or None
+
+
+async def _deltas(response: httpx.Response, deadline: float) -> AsyncIterator[str]:
+    """Text deltas of a streamed completion, read by one task of its own: the read stops
+    at the turn's deadline (each read also has the client's timeout), and a consumer that
+    goes away cancels that task exactly once, so the upstream connection is really closed
+    (a cancel delivered twice into a read can leave it open)."""
+    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+
+    async def read() -> None:
+        end: BaseException | None = None
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                async for line in response.aiter_lines():
+                    # Read on past [DONE] to the end of the body: the connection is reused.
+                    delta = _sse_delta(line)
+                    if delta and delta is not _DONE:
+                        queue.put_nowait(delta)
+        except Exception as exc:
+            end = exc
+        finally:
+            await response.aclose()  # before the end is signalled: nothing may cancel it
+        queue.put_nowait(end)
+
+    reader = asyncio.get_running_loop().create_task(read())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(reader)
+
+
 class OpenAIClient:
     """Any OpenAI-compatible chat completions API, through an explicit httpx client."""
 
@@ -216,18 +296,33 @@ class OpenAIClient:
             reraise=True,
         )
 
-    def _params(self, request: ModelRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
+    def _body(self, request: ModelRequest, *, stream: bool) -> bytes:
+        """The request body, encoded once with msgspec (the SDK's per-message TypedDict
+        transform cost more CPU than the rest of a turn; see docs/benchmarks.md)."""
+        body: dict[str, Any] = {
             "model": self.model,
-            "messages": list(request.messages),
+            "messages": request.messages,
             "max_tokens": request.max_tokens,
         }
+        if stream:
+            body["stream"] = True
         if request.json_schema is not None:
-            params["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "reply", "schema": request.json_schema, "strict": True},
             }
-        return params
+        return _ENCODER.encode(body)
+
+    async def _send(self, body: bytes, *, read_timeout: float, stream: bool) -> httpx.Response:
+        """POST through the SDK's client (its auth, headers and error types: a non-2xx
+        answer raises ``openai.APIStatusError``), returning the raw response."""
+        return await self.sdk.post(
+            "/chat/completions",
+            content=body,
+            options={"headers": _JSON_HEADERS, "timeout": read_timeout},
+            cast_to=httpx.Response,
+            stream=stream,
+        )
 
     def _timeout(self, deadline: float) -> float:
         remaining = deadline - time.monotonic()
@@ -238,14 +333,14 @@ class OpenAIClient:
     async def complete(self, request: ModelRequest, *, deadline: float) -> ModelReply:
         if not self.breaker.allow():
             raise ModelUnavailable("circuit breaker open")
+        body = self._body(request, stream=False)
         try:
             async for attempt in self._retrying(deadline):
                 with attempt:
                     timeout = self._timeout(deadline)
-                    response = await asyncio.wait_for(
-                        self.sdk.chat.completions.create(**self._params(request), timeout=timeout),
-                        timeout,
-                    )
+                    async with asyncio.timeout(timeout):
+                        response = await self._send(body, read_timeout=timeout, stream=False)
+                    completion = _COMPLETION.decode(response.content)
         except ModelUnavailable:
             self.breaker.failure()
             raise
@@ -253,40 +348,30 @@ class OpenAIClient:
             self.breaker.failure()
             raise ModelUnavailable(f"model API failed: {type(exc).__name__}") from exc
         self.breaker.success()
-        text = (response.choices[0].message.content or "").strip() if response.choices else ""
+        message = completion.choices[0].message if completion.choices else None
+        text = (message.content or "").strip() if message else ""
         if not text:
             raise ModelUnavailable("model API returned an empty reply")
-        return ModelReply(text=text, model=response.model or self.model)
+        return ModelReply(text=text, model=completion.model or self.model)
 
     async def stream(self, request: ModelRequest, *, deadline: float) -> AsyncIterator[str]:
         """Yield text deltas. Retries only before the first token; later failures raise
         ``StreamBroken`` (a stream is never replayed once text was shown)."""
         if not self.breaker.allow():
             raise ModelUnavailable("circuit breaker open")
+        body = self._body(request, stream=True)
         produced = False
+        response: httpx.Response | None = None
         try:
             async for attempt in self._retrying(deadline):
                 with attempt:
                     timeout = self._timeout(deadline)
-                    chunks = await asyncio.wait_for(
-                        self.sdk.chat.completions.create(
-                            **self._params(request), stream=True, timeout=timeout
-                        ),
-                        timeout,
-                    )
-            async with chunks as stream:
-                iterator = stream.__aiter__()
-                while True:
-                    timeout = self._timeout(deadline)
-                    try:
-                        chunk = await asyncio.wait_for(iterator.__anext__(), timeout)
-                    except StopAsyncIteration:
-                        break
-                    for choice in chunk.choices:
-                        delta = choice.delta.content if choice.delta else None
-                        if delta:
-                            produced = True
-                            yield delta
+                    async with asyncio.timeout(timeout):
+                        response = await self._send(body, read_timeout=timeout, stream=True)
+            assert response is not None
+            async for delta in _deltas(response, deadline):
+                produced = True
+                yield delta
         except (ModelUnavailable, StreamBroken):
             self.breaker.failure()
             raise
@@ -295,6 +380,9 @@ class OpenAIClient:
             if produced:
                 raise StreamBroken(f"stream failed midway: {type(exc).__name__}") from exc
             raise ModelUnavailable(f"model API failed: {type(exc).__name__}") from exc
+        finally:
+            if response is not None:
+                await response.aclose()
         if not produced:
             self.breaker.failure()
             raise ModelUnavailable("model API returned an empty stream")
