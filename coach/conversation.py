@@ -32,7 +32,7 @@ from coach.model import (
 )
 from coach.records import COACH, Couple, Partner, SafetyInfo, Session, TemplateRef, Turn
 from coach.sentences import SentenceBuffer
-from coach.store import Receipt, Store, new_id
+from coach.store import Receipt, ReplyCount, Store, new_id
 from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, combine, scan
 
 log = logging.getLogger("coach.turn")
@@ -144,6 +144,7 @@ class Coach:
             day=day,
             created_at=now,
             updated_at=now,
+            turn_count=0,
         )
         await self.store.create_session(session)
         return session
@@ -410,7 +411,8 @@ class Coach:
     ) -> list[ChatMessage]:
         if self.history_turns <= 0:
             return []
-        turns = await self.store.list_turns(session.id)
+        # Partners' turns interleave with notices and private turns: read a margin.
+        turns = await self.store.list_turns(session.id, last=self.history_turns * 3 + 4)
         shared = [
             t
             for t in turns
@@ -418,19 +420,17 @@ class Coach:
             and t.kind in ("message", "reply")
             and (t.visible_to is None or (session.mode == "solo" and t.visible_to == partner.id))
         ][-self.history_turns :]
-        names: dict[str, str | None] = {}
+        authors = sorted({t.author for t in shared if t.author != COACH})
+        names = await self.store.display_names(authors)
         out: list[ChatMessage] = []
         for turn in shared:
             if turn.author == COACH:
                 out.append({"role": "assistant", "content": turn.text})
                 continue
-            if turn.author not in names:
-                other = await self.store.get_partner(turn.author)
-                names[turn.author] = other.display_name if other else None
             label = (
                 ""
                 if session.mode == "solo"
-                else f"{self._speaker(couple, turn.author, names[turn.author])}: "
+                else f"{self._speaker(couple, turn.author, names.get(turn.author))}: "
             )
             out.append({"role": "user", "content": label + turn.text})
         return out
@@ -495,8 +495,9 @@ class Coach:
                 turns.append(_notice(session.id, text, ref, pending.step_id, author, time.time(), inbound))
             return turns
 
-        session, turns = await self.store.commit_turns(pending.session.id, update)
-        await self.store.count_reply(pending.template.id, pending.template.version, replaced=replaced)
+        ref = pending.template
+        count = ReplyCount(template_id=ref.id, version=ref.version, replaced=replaced)
+        session, turns = await self.store.commit_turns(pending.session.id, update, count=count)
         self._log(session, pending.message, turns[0], pending.started, None, reply_verdict=verdict)
         return TurnResult(session=session, message=pending.message, reply=turns[0])
 

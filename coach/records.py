@@ -72,6 +72,7 @@ class Session(msgspec.Struct, kw_only=True):
     safety_state: str | None = None  # msgspec JSON of safety.SessionSignals
     disclosed_by: list[str] = msgspec.field(default_factory=list)
     concern_noted: list[str] = msgspec.field(default_factory=list)
+    turn_count: int | None = None  # turns stored; None on records written before it was kept
 
     def visible_for(self, partner_id: str) -> bool:
         return self.mode == "together" or self.created_by == partner_id

@@ -33,6 +33,9 @@ log = logging.getLogger("coach.store")
 _INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 
 
+_TURN = msgspec.json.Decoder(Turn)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -64,6 +67,14 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     fingerprint: str
     message_id: str
+
+
+class ReplyCount(msgspec.Struct, frozen=True, kw_only=True):
+    """Count a reply against its template version (counts only, never text)."""
+
+    template_id: str
+    version: str
+    replaced: bool
 
 
 class IdempotencyConflict(Exception):
@@ -159,6 +170,16 @@ class Store:
     async def get_partner(self, partner_id: str) -> Partner | None:
         return await self._get(self.k("partner", partner_id), Partner)
 
+    async def display_names(self, partner_ids: list[str]) -> dict[str, str | None]:
+        """Each partner's display name (None when unset or erased), in one round trip."""
+        if not partner_ids:
+            return {}
+        raw = await self.redis.mget([self.k("partner", pid) for pid in partner_ids])
+        return {
+            pid: (msgspec.json.decode(r, type=Partner).display_name if r is not None else None)
+            for pid, r in zip(partner_ids, raw, strict=True)
+        }
+
     async def get_couple(self, couple_id: str) -> Couple | None:
         return await self._get(self.k("couple", couple_id), Couple)
 
@@ -194,6 +215,8 @@ class Store:
         session_id: str,
         update: Callable[[Session], list[Turn]],
         receipt: Receipt | None = None,
+        *,
+        count: ReplyCount | None = None,
     ) -> tuple[Session, list[Turn]]:
         """Atomically: read the session, let ``update`` change it and name the turns to add,
         then write the session, append the turns and publish them as events (and, with a
@@ -212,10 +235,13 @@ class Store:
             if raw is None:
                 raise KeyError(session_id)
             session = msgspec.json.decode(raw, type=Session)
-            base = int(await pipe.llen(turns_key))
+            base = session.turn_count
+            if base is None:  # a record from before the count was kept
+                base = int(await pipe.llen(turns_key))
             turns = update(session)
             for offset, turn in enumerate(turns):
                 turn.seq = base + offset + 1
+            session.turn_count = base + len(turns)
             session.updated_at = time.time()
             pipe.multi()
             pipe.set(key, msgspec.json.encode(session), ex=self.ttl)
@@ -232,15 +258,19 @@ class Store:
             pipe.expire(events_key, self.ttl)
             if receipt is not None and any(t.id == receipt.message_id for t in turns):
                 self._mark_accepted(pipe, receipt, session_id)
+            if count is not None:
+                self._count_reply(pipe, count)
             out = (session, turns)
 
         await self._transaction(attempt, key)
         assert out is not None
         return out
 
-    async def list_turns(self, session_id: str) -> list[Turn]:
-        raw = await self.redis.lrange(self.k("session", session_id, "turns"), 0, -1)
-        return [msgspec.json.decode(r, type=Turn) for r in raw]
+    async def list_turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
+        """The session's turns in order; with ``last``, only the newest ``last``."""
+        start = 0 if last is None else -last
+        raw = await self.redis.lrange(self.k("session", session_id, "turns"), start, -1)
+        return [_TURN.decode(r) for r in raw]
 
     async def read_events(
         self, session_id: str, after: str, *, block_ms: int | None
@@ -343,13 +373,11 @@ class Store:
         task.add_done_callback(self._cleanups.discard)
 
     # -- template statistics (counts only, never text) ------------------------------
-    async def count_reply(self, template_id: str, version: str, *, replaced: bool) -> None:
-        key = self.k("stats", f"{template_id}@{version}")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(key, "replies", 1)
-            if replaced:
-                pipe.hincrby(key, "replaced", 1)
-            await pipe.execute()
+    def _count_reply(self, pipe: Any, count: ReplyCount) -> None:
+        key = self.k("stats", f"{count.template_id}@{count.version}")
+        pipe.hincrby(key, "replies", 1)
+        if count.replaced:
+            pipe.hincrby(key, "replaced", 1)
 
     async def reply_counts(self, template_id: str, version: str) -> tuple[int, int]:
         raw = await self.redis.hgetall(self.k("stats", f"{template_id}@{version}"))

@@ -47,11 +47,7 @@ SessionId = Annotated[str, PathParameter(description="The session id", max_lengt
 
 
 async def names_of(store: NamedDependency[Store], couple: NamedDependency[Couple]) -> dict[str, str | None]:
-    names: dict[str, str | None] = {}
-    for pid in couple.partner_ids:
-        partner = await store.get_partner(pid)
-        names[pid] = partner.display_name if partner else None
-    return names
+    return await store.display_names(couple.partner_ids)
 
 
 async def session_for(
