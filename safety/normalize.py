@@ -53,7 +53,7 @@ _TRANSLATE = str.maketrans(
 )
 
 _TRIPLE = re.compile(r"([a-z])\1\1")
-_TOKENS = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+_LETTERS = re.compile(r"[a-z]+")
 _RUN = re.compile(r"([a-z])\1{2,}")
 
 
@@ -82,11 +82,19 @@ def alternation(words: Iterable[str]) -> str:
 class Normalized:
     """A normalised text plus the map back to the original text."""
 
-    __slots__ = ("_norm_starts", "_segments", "original", "text")
+    __slots__ = ("_norm_starts", "_segments", "original", "text", "words")
 
-    def __init__(self, original: str, text: str, segments: list[tuple[int, int, int, int]]) -> None:
+    def __init__(
+        self,
+        original: str,
+        text: str,
+        segments: list[tuple[int, int, int, int]],
+        words: set[str] | None = None,
+    ) -> None:
         self.original = original
         self.text = text
+        #: the letter runs (``[a-z]+``) of ``text`` when already computed, else None
+        self.words = words
         # (norm_start, norm_end, orig_start, orig_end) of every changed stretch
         self._segments = segments
         self._norm_starts = [s[0] for s in segments]
@@ -115,6 +123,10 @@ class Normalizer:
     def __init__(self, words: Mapping[str, str], vocabulary: Iterable[str]) -> None:
         self._words = {k.lower(): v.lower() for k, v in words.items()}
         self._keys = frozenset(self._words)
+        # a key of plain letters can only match a whole letter run of the text; the few
+        # other keys ("b4", "gf's") are looked for as substrings
+        self._plain_keys = frozenset(k for k in self._keys if _LETTERS.fullmatch(k))
+        self._other_keys = tuple(k for k in self._keys if k not in self._plain_keys)
         self._vocab = frozenset(vocabulary) | frozenset(self._words.values())
         word_alt = alternation(sorted(self._words))
         # no leading look-behind: it makes ``re`` try every position slowly; the word
@@ -138,8 +150,11 @@ class Normalizer:
             low = "".join(c if len(c.lower()) != 1 else c.lower() for c in original)
         low = low.translate(_TRANSLATE)
         triple = _TRIPLE.search(low) is not None
-        if not triple and self._keys.isdisjoint(_TOKENS.findall(low)):
-            return Normalized(original, low, [])
+        if not triple:
+            # one pass gives both the fast-path test and the scanner's word set
+            letters = set(_LETTERS.findall(low))
+            if self._plain_keys.isdisjoint(letters) and not any(k in low for k in self._other_keys):
+                return Normalized(original, low, [], letters)
         rx = self._main_rep if triple else self._main
         parts: list[str] = []
         segments: list[tuple[int, int, int, int]] = []

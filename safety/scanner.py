@@ -41,7 +41,7 @@ class _Text:
     def __init__(self, norm: Normalized) -> None:
         self.norm = norm
         self.text = norm.text
-        self.words = set(_WORDS.findall(self.text))
+        self.words = norm.words if norm.words is not None else set(_WORDS.findall(self.text))
         self.sentences = Sentences(self.text)
         self._positions: dict[str, list[int]] = {}
         self._windows: dict[tuple[str, ...], list[tuple[int, int]]] = {}
