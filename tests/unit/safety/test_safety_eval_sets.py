@@ -21,6 +21,13 @@ SETS = {
     "dev_more": REPO / "tests/safety_cases/dev_more.jsonl",
 }
 CATEGORY_FLOOR = 0.85
+#: training sets tuned on (written independently of the detector): they meet the totals
+#: targets and must not regress; their per-category floors are not met yet (multi-label
+#: cases often get one category of several), so only the totals are asserted for them
+TRAIN_SETS = {
+    "train_nov22": REPO / "tests/safety_cases/train_nov22.jsonl",
+    "train_b": REPO / "tests/safety_cases/train_b.jsonl",
+}
 
 
 @pytest.fixture(scope="module", params=sorted(SETS))
@@ -78,3 +85,17 @@ def test_own_dev_set_covers_what_the_brief_asks() -> None:
         "harm_to_others",
     ):
         assert (cat, "risk") in seen or (cat, "danger") in seen, cat
+
+
+@pytest.fixture(scope="module", params=sorted(TRAIN_SETS))
+def train_report(request: pytest.FixtureRequest) -> Report:
+    path = TRAIN_SETS[request.param]
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return evaluate(load_cases(path))
+
+
+def test_training_sets_hold_their_totals(train_report: Report) -> None:
+    assert train_report.recall_risk_or_danger >= 0.97, _misses(train_report, "missed")
+    assert train_report.recall_danger >= 0.95, _misses(train_report, "under_danger")
+    assert train_report.false_positive_rate <= 0.03, _misses(train_report, "false_alarm")
