@@ -107,3 +107,14 @@ def test_brief_negatives_stay_below_risk(text: str) -> None:
 )
 def test_brief_positives(text: str, expected: Severity) -> None:
     assert scan(text).severity.rank >= expected.rank
+
+
+def test_around_scope_reads_the_next_sentence() -> None:
+    """An arrangement explained in the next sentence cancels the match ("around")."""
+    assert not scan("He took away my phone at dinner. Kidding, it was my idea.").is_disclosure
+    assert scan("He took away my phone at dinner. I hate it.").is_disclosure
+
+
+def test_third_person_tail_stops_at_a_clause_break() -> None:
+    """'...pulls a gun on her, and I had to look away' is about the film, not the writer."""
+    assert not scan("In the film the boyfriend pulls a gun on her and I had to cover my eyes.").is_disclosure
