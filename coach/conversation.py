@@ -501,12 +501,6 @@ class Coach:
         self._log(session, pending.message, turns[0], pending.started, None, reply_verdict=verdict)
         return TurnResult(session=session, message=pending.message, reply=turns[0])
 
-    async def post(self, session_id: str, partner: Partner, couple: Couple, text: str) -> TurnResult:
-        accepted = await self.accept(session_id, partner, couple, text)
-        if isinstance(accepted, TurnResult):
-            return accepted
-        return await self.reply(accepted)
-
     async def stream(self, pending: Pending) -> AsyncIterator[StreamEvent]:
         """Stream the coach's reply, releasing each sentence only after the safety check
         passed the reply so far. An unsafe sentence is never shown: the reply is replaced
