@@ -21,6 +21,7 @@ looked at); PRIMARY_BUDGET is the pre-registered operating point.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -31,6 +32,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.svm import SVC
 
 HERE = Path(__file__).resolve().parent
+FEAT = os.environ.get("FEAT", "w")  # "w": transformer windows; "static": static.py features
+WINDOWS = tuple(int(x) for x in os.environ.get("WINDOWS", "128,64").split(","))
+TAG = "" if FEAT == "w" else f"{FEAT}_"
 BUDGETS = (0.01, 0.02, 0.03, 0.05)
 PRIMARY_BUDGET = 0.02
 DANGER_NONE_BUDGET = 0.01
@@ -123,8 +127,8 @@ def save_head(path, clf, kind, X):
 def main() -> None:
     results = []
     cache = {}
-    for W in (128, 64):
-        rows = pickle.load(open(f"/tmp/ls_train_w{W}.pkl", "rb"))
+    for W in WINDOWS:
+        rows = pickle.load(open(f"/tmp/ls_train_{FEAT}{W}.pkl", "rb"))
         exp = np.array([r["expected"] for r in rows])
         grid = [("lr", C, cw) for C in (0.3, 1.0, 3.0, 10.0, 30.0) for cw in (None, "balanced")]
         grid += [("svc", C, cw) for C in (1.0, 3.0, 10.0) for cw in (None, "balanced")]
@@ -143,7 +147,7 @@ def main() -> None:
     settings = dict(primary_kind=best_overall["kind"], primary_budget=PRIMARY_BUDGET, cv_grid=results)
     for kind_ in ("svc", "lr"):
         settings[kind_] = choose(kind_, results, cache)
-    (HERE / "settings.json").write_text(json.dumps(settings, indent=1))
+    (HERE / f"{TAG}settings.json").write_text(json.dumps(settings, indent=1))
     print(json.dumps({k: v for k, v in settings.items() if k != "cv_grid"}, indent=1))
 
 
@@ -153,7 +157,7 @@ def choose(kind_, results, cache):
     # the danger head: pick its C / weighting separately by danger AUC (same window and kind)
     best_d = max((r for r in results if r["window"] == W and r["kind"] == kind), key=lambda r: r["auc_danger"])
     Cd, cwd = best_d["C"], best_d["class_weight"]
-    rows = pickle.load(open(f"/tmp/ls_train_w{W}.pkl", "rb"))
+    rows = pickle.load(open(f"/tmp/ls_train_{FEAT}{W}.pkl", "rb"))
     exp = np.array([r["expected"] for r in rows])
     lex = [r["lex"] for r in rows]
     sp = cache[(W, kind, C, cw)][0]
@@ -172,8 +176,8 @@ def choose(kind_, results, cache):
     lex_fig = figures(exp, np.array([RANK[x] for x in lex]))
     X, yp, yd = window_arrays(rows, range(len(rows)))
     hp, hd = fit(X, yp, kind, C, cw), fit(X, yd, kind, Cd, cwd)
-    save_head(HERE / f"head_{kind}_pos.npz", hp, kind, X)
-    save_head(HERE / f"head_{kind}_danger.npz", hd, kind, X)
+    save_head(HERE / f"head_{TAG}{kind}_pos.npz", hp, kind, X)
+    save_head(HERE / f"head_{TAG}{kind}_danger.npz", hd, kind, X)
     return dict(
         window=W, stride=W // 2, kind=kind,
         pos_head=dict(C=C, class_weight=cw), danger_head=dict(C=Cd, class_weight=cwd),

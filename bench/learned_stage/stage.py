@@ -60,3 +60,21 @@ def raise_severity(lexicon: str, scores: tuple[float, float], op: dict) -> str:
     if scores[1] >= op["t_danger"]:
         r = max(r, 3)
     return NAMES[r]
+
+
+class StaticStage(LearnedStage):
+    """model2vec-style: mean of MiniLM's input word-piece embeddings, no transformer layers."""
+
+    def __init__(self, kind: str | None = None, model_dir: Path | str = DEFAULT_DIR):
+        from static import StaticEmbed
+
+        settings = json.loads((HERE / "static_settings.json").read_text())
+        self.kind = kind or settings["primary_kind"]
+        self.cfg = settings[self.kind]
+        self.embed = StaticEmbed(model_dir)
+        self.pos = Head(HERE / f"head_static_{self.kind}_pos.npz")
+        self.danger = Head(HERE / f"head_static_{self.kind}_danger.npz")
+
+    def scores(self, text: str) -> tuple[float, float]:
+        E = self.embed(text)
+        return float(self.pos(E).max()), float(self.danger(E).max())
