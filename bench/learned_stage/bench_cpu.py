@@ -41,7 +41,15 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     from stage import LearnedStage, StaticStage
 
-    st = StaticStage(kind) if os.environ.get("FEAT") == "static" else LearnedStage(kind)
+    feat = os.environ.get("FEAT")
+    if feat == "static":
+        st = StaticStage(kind)
+    elif feat == "int8w":
+        st = LearnedStage(kind, tag="int8w_", onnx="/tmp/minilm_int8.onnx")
+    elif feat == "fp32onnx":  # same heads as numpy (same embeddings to 1e-7)
+        st = LearnedStage(kind, onnx="/tmp/minilm.onnx")
+    else:
+        st = LearnedStage(kind)
     st.scores("warm up")
     load_wall, load_cpu = time.perf_counter() - t0, time.process_time() - c0
     r2 = rss_mb()

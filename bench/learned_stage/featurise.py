@@ -25,7 +25,14 @@ def load(path: str) -> list[dict]:
 
 def main() -> None:
     out, window, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    m = MiniLM(window=window)
+    import os
+
+    if os.environ.get("ENCODER"):  # e.g. /tmp/minilm_int8.onnx (onnx_check.py)
+        from onnx_check import OrtMiniLM
+
+        m = OrtMiniLM(os.environ["ENCODER"], window=window)
+    else:
+        m = MiniLM(window=window)
     rows = []
     for f in files:
         for r in load(f):

@@ -39,7 +39,13 @@ def main() -> None:
     import os
 
     static = os.environ.get("FEAT") == "static"
-    stages = {k: (StaticStage(k) if static else LearnedStage(k)) for k in ("svc", "lr")}
+    int8 = os.environ.get("FEAT") == "int8w"
+    if static:
+        stages = {k: StaticStage(k) for k in ("svc", "lr")}
+    elif int8:
+        stages = {k: LearnedStage(k, tag="int8w_", onnx="/tmp/minilm_int8.onnx") for k in ("svc", "lr")}
+    else:
+        stages = {k: LearnedStage(k) for k in ("svc", "lr")}
     for f in sys.argv[1:]:
         rows = [json.loads(x) for x in Path(f).read_text(encoding="utf-8").splitlines() if x.strip()]
         exp = [r["expected"] for r in rows]
@@ -52,7 +58,7 @@ def main() -> None:
                 op = st.op(b)
                 out[f"{kind}@{b}"] = figures(exp, [raise_severity(l, s, op) for l, s in zip(lex, sc)])
         print(json.dumps(out))
-        (HERE / f"results_{'static_' if static else ''}{Path(f).stem}.json").write_text(json.dumps(out, indent=1))
+        (HERE / f"results_{'static_' if static else 'int8_' if int8 else ''}{Path(f).stem}.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -37,13 +37,18 @@ class Head:
 
 
 class LearnedStage:
-    def __init__(self, kind: str | None = None, model_dir: Path | str = DEFAULT_DIR):
-        settings = json.loads((HERE / "settings.json").read_text())
+    def __init__(self, kind: str | None = None, model_dir: Path | str = DEFAULT_DIR, tag: str = "", onnx: str | None = None):
+        settings = json.loads((HERE / f"{tag}settings.json").read_text())
         self.kind = kind or settings["primary_kind"]
         self.cfg = settings[self.kind]
-        self.model = MiniLM(model_dir, window=self.cfg["window"], stride=self.cfg["stride"])
-        self.pos = Head(HERE / f"head_{self.kind}_pos.npz")
-        self.danger = Head(HERE / f"head_{self.kind}_danger.npz")
+        if onnx:
+            from onnx_check import OrtMiniLM
+
+            self.model = OrtMiniLM(onnx, window=self.cfg["window"], stride=self.cfg["stride"])
+        else:
+            self.model = MiniLM(model_dir, window=self.cfg["window"], stride=self.cfg["stride"])
+        self.pos = Head(HERE / f"head_{tag}{self.kind}_pos.npz")
+        self.danger = Head(HERE / f"head_{tag}{self.kind}_danger.npz")
 
     def scores(self, text: str) -> tuple[float, float]:
         E = self.model.embed_windows(text)
