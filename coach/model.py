@@ -27,6 +27,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from coach.transport import model_transport
+
 OFFLINE_MODEL = "offline"
 
 
@@ -265,9 +267,10 @@ class OpenAIClient:
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        # An explicit httpx client: openai 3.x otherwise sends through httpx2, which
-        # respx cannot see (tests/unit/test_model_client.py proves respx sees ours).
+        # An explicit httpx client (openai 3.x otherwise sends through httpx2) on the lean
+        # transport of coach/transport.py; tests mock it with ``respx.mock(using="coach")`` (tests/model_mock.py).
         self.http = http_client or httpx.AsyncClient(
+            transport=model_transport(base_url, max_connections),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             timeout=httpx.Timeout(request_timeout, connect=min(5.0, request_timeout)),
         )
@@ -277,6 +280,9 @@ class OpenAIClient:
             max_retries=0,
             http_client=self.http,  # type: ignore[arg-type]
         )
+        self.url = str(self.sdk.base_url).rstrip("/") + "/chat/completions"
+        headers = {**self.sdk.default_headers, **self.sdk.auth_headers, **_JSON_HEADERS}
+        self.headers = {k: v for k, v in headers.items() if isinstance(v, str)}
         self.model = model
         self.request_timeout = request_timeout
         self.breaker = breaker
@@ -314,15 +320,27 @@ class OpenAIClient:
         return _ENCODER.encode(body)
 
     async def _send(self, body: bytes, *, read_timeout: float, stream: bool) -> httpx.Response:
-        """POST through the SDK's client (its auth, headers and error types: a non-2xx
-        answer raises ``openai.APIStatusError``), returning the raw response."""
-        return await self.sdk.post(
-            "/chat/completions",
-            content=body,
-            options={"headers": _JSON_HEADERS, "timeout": read_timeout},
-            cast_to=httpx.Response,
-            stream=stream,
+        """POST with the SDK's headers (auth, client identification) to the SDK's base URL;
+        a non-2xx answer raises ``openai.APIStatusError`` as the SDK would. Sent straight
+        through the httpx client: the SDK's per-request option handling cost about as
+        much CPU as the rest of the model call (bench/transport.py)."""
+        request = self.http.build_request(
+            "POST", self.url, content=body, headers=self.headers, timeout=read_timeout
         )
+        response = await self.http.send(request, stream=stream)
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            try:
+                detail: object = msgspec.json.decode(response.content)
+            except msgspec.DecodeError:
+                detail = response.text[:500] or None
+            raise openai.APIStatusError(
+                f"Error code: {response.status_code} - {detail}",
+                response=response,  # type: ignore[arg-type]
+                body=detail,
+            )
+        return response
 
     def _timeout(self, deadline: float) -> float:
         remaining = deadline - time.monotonic()

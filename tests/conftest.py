@@ -21,6 +21,7 @@ from litestar.testing import AsyncTestClient
 from coach.app import create_app
 from coach.model import CircuitBreaker, OpenAIClient
 from coach.settings import Settings
+from tests import model_mock  # noqa: F401  (registers respx's "coach" mocker)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -16,7 +16,7 @@ async def test_an_idempotent_retry_returns_the_first_response(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     script = Script("The only reply.")  # a second model call would raise
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)

@@ -29,7 +29,7 @@ async def test_respx_sees_the_sdk_requests() -> None:
     """openai 3.x sends through httpx2 unless given an httpx client, and respx cannot see
     httpx2: if an upgrade breaks our explicit client, this fails loudly."""
     client = upstream_client()
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(using="coach", assert_all_called=True) as mock:
         route = mock.post(COMPLETIONS).respond(200, json=chat_completion("hello"))
         reply = await client.complete(
             ModelRequest(messages=({"role": "user", "content": "hi"},), scripted="x"),
@@ -56,7 +56,7 @@ async def test_a_full_honesty_hour_with_the_model(make_app: AppFactory, redis_cl
     ]
     replies = [f"Coach reply {i}." for i in range(len(turns))]
     script = Script(*replies)
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(using="coach", assert_all_called=True) as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)
@@ -101,7 +101,7 @@ async def test_429_then_200_honours_retry_after() -> None:
         sleep=record,
     )
     script = Script(httpx.Response(429, headers={"Retry-After": "2"}, json={"error": {}}), "after the wait")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         reply = await client.complete(
             ModelRequest(messages=({"role": "user", "content": "hi"},), scripted="offline"),
@@ -116,7 +116,7 @@ async def test_retry_after_beyond_the_deadline_falls_back_at_once(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     script = Script(httpx.Response(429, headers={"Retry-After": "120"}, json={}))
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client(), turn_deadline=5)) as client:
             c = await new_couple(client)
@@ -130,7 +130,7 @@ async def test_retry_after_beyond_the_deadline_falls_back_at_once(
 
 
 async def test_500s_until_the_deadline_fall_back_to_offline(make_app: AppFactory, redis_client: Any) -> None:
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         route = mock.post(COMPLETIONS).respond(500, json={"error": {"message": "boom"}})
         async with AsyncTestClient(app=make_app(model=upstream_client(), turn_deadline=1.5)) as client:
             c = await new_couple(client)
@@ -150,7 +150,7 @@ async def test_open_breaker_skips_a_dead_provider(make_app: AppFactory, redis_cl
     script = Script(httpx.Response(503, json={}), httpx.Response(503, json={}))
     breaker = CircuitBreaker(failures=1, reset=300)
     model = OpenAIClient(base_url=UPSTREAM, api_key="k", model="m", request_timeout=1, breaker=breaker)
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=model, turn_deadline=0.5)) as client:
             c = await new_couple(client)
@@ -180,7 +180,7 @@ async def test_rewrite_with_a_corrective_retry(make_app: AppFactory, redis_clien
     }
     kept_blame = dict(good, rewrite="I feel alone because you never help with bedtime.")
     script = Script("this is not json", json.dumps(kept_blame), json.dumps(good))
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)

@@ -90,7 +90,7 @@ async def test_the_classifier_makes_a_missed_threat_a_private_disclosure(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     classifier, coach = Script(DANGER), Script("Thanks for sharing your rose.")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         app = app_with_classifier(make_app)
         with coach_logs() as records:  # after the app is built: building it sets the handlers
@@ -126,7 +126,7 @@ async def test_a_classifier_that_says_none_cannot_clear_a_concern(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     classifier, coach = Script(NONE), Script("That sounds tiring.")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         async with AsyncTestClient(app=app_with_classifier(make_app)) as client:
             c = await new_couple(client)
@@ -144,7 +144,7 @@ async def test_a_lexicon_disclosure_does_not_wait_for_the_classifier(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     classifier, coach = Script(), Script()  # either one raises if asked
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(using="coach", assert_all_called=False) as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         async with AsyncTestClient(app=app_with_classifier(make_app)) as client:
             c = await new_couple(client)
@@ -176,7 +176,7 @@ async def test_a_failing_classifier_leaves_the_lexicon_verdict_and_the_turn_comp
     # A 500 is retried until the classifier's deadline, so it may be asked more than once.
     classifier = Script(*[failure] * 20)
     coach = Script("Thanks for sharing your rose.")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         app = app_with_classifier(make_app, safety_classifier_timeout=0.5)
         with coach_logs() as records:  # after the app is built: building it sets the handlers
@@ -208,7 +208,7 @@ async def test_without_the_setting_or_a_model_api_no_classifier_is_asked(
     make_app: AppFactory, redis_client: Any, overrides: dict[str, Any]
 ) -> None:
     classifier, coach = Script(), Script("Thanks for sharing your rose.")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         async with AsyncTestClient(app=make_app(model=upstream_client(), **overrides)) as client:
             c = await new_couple(client)
@@ -226,7 +226,7 @@ async def test_a_rewrite_request_the_classifier_flags_gets_help_not_a_rewrite(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     classifier, coach = Script(DANGER), Script()
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         async with AsyncTestClient(app=app_with_classifier(make_app)) as client:
             c = await new_couple(client)
@@ -243,7 +243,7 @@ async def test_a_dead_classifier_stops_being_asked_once_its_breaker_opens(
 ) -> None:
     classifier = Script(*[httpx.Response(500, json={"error": {}})] * 20)
     coach = Script("Thanks for sharing your rose.", "And thanks for your bud.")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
         app = app_with_classifier(make_app, breaker_failures=1, safety_classifier_timeout=0.5)
         async with AsyncTestClient(app=app) as client:

@@ -24,7 +24,7 @@ async def test_a_disclosure_is_private_and_pauses_without_saying_why(
     make_app: AppFactory, redis_client: Any
 ) -> None:
     script = Script("Thanks for sharing your rose.")  # only the first, safe message reaches it
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client, country="GB")
@@ -108,7 +108,7 @@ async def test_figures_of_speech_are_coached_normally(client: AsyncTestClient[An
 
 async def test_an_unsafe_model_reply_is_replaced(make_app: AppFactory, redis_client: Any) -> None:
     unsafe = "Maybe you provoked him. Try to forgive him and stay, he hits you because he is stressed."
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Script(unsafe))
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)
@@ -140,7 +140,7 @@ async def test_a_streamed_reply_never_shows_an_unsafe_sentence(
     script = Script(
         httpx.Response(200, content=sse_chunks(pieces), headers={"content-type": "text/event-stream"})
     )
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)

@@ -82,7 +82,7 @@ async def test_a_retry_completes_the_turn_whose_reply_was_lost(
     make_app: AppFactory, redis_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = Script("First try.", "Second try.")
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c, url = await _session(client)
@@ -107,7 +107,7 @@ async def test_a_retry_returns_the_reply_that_was_stored_before_the_connection_d
     make_app: AppFactory, redis_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = Script("The one reply.")  # a second model call would fail the test
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c, url = await _session(client)
@@ -129,7 +129,7 @@ async def test_a_streamed_retry_streams_the_reply_for_the_stored_message(
         httpx.Response(200, content=sse_chunks(["Lost ", "reply."])),
         httpx.Response(200, content=sse_chunks(["Kept ", "reply."])),
     )
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=script)
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c, url = await _session(client)

@@ -38,7 +38,7 @@ async def test_sentences_stream_in_order_then_done(make_app: AppFactory, redis_c
     from tests.conftest import upstream_client
 
     pieces = ["It sounds ", "like a heavy day. ", "What part of it ", "is still with you?"]
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Script(stream_response(pieces)))
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)
@@ -70,7 +70,7 @@ async def test_a_stream_that_breaks_midway_ends_with_error_and_the_fallback(
 
         return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
 
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Script(broken))
         async with AsyncTestClient(app=make_app(model=upstream_client())) as client:
             c = await new_couple(client)
@@ -88,7 +88,7 @@ async def test_the_model_down_before_any_token_streams_the_offline_line(
 ) -> None:
     from tests.conftest import upstream_client
 
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).respond(503, json={})
         async with AsyncTestClient(app=make_app(model=upstream_client(), turn_deadline=0.6)) as client:
             c = await new_couple(client)
@@ -140,7 +140,7 @@ async def test_a_slow_model_gets_heartbeat_comments_while_the_client_waits(
         await asyncio.sleep(0.5)  # the model thinks for several heartbeat intervals
         return stream_response(["Take your time. "])
 
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Script(slow_first_token))
         app = make_app(model=upstream_client(), heartbeat_seconds=0.1)
         async with AsyncTestClient(app=app) as client:

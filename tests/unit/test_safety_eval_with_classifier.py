@@ -42,7 +42,7 @@ def test_the_model_raises_what_the_lexicon_missed(
     cases: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("COACH_MODEL_BASE_URL", UPSTREAM)
-    with respx.mock() as mock:
+    with respx.mock(using="coach") as mock:
         route = mock.post(f"{UPSTREAM}/chat/completions").mock(side_effect=_answer)
         assert main(["safety", "eval", str(cases), "--format", "json"]) == 0
         without = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
