@@ -198,16 +198,21 @@ class Coach:
     # -- accepting a message ----------------------------------------------------------
     async def accept(
         self,
-        session_id: str,
+        base: Session,
         partner: Partner,
         couple: Couple,
         text: str,
         receipt: Receipt | None = None,
+        names: dict[str, str | None] | None = None,
     ) -> TurnResult | Pending:
         """Scan and persist the partner's message. A disclosure is answered here and now
         (privately); a safe message comes back as ``Pending`` for the model. With a
         ``receipt``, its idempotency key is marked as having stored the message, in the
-        same transaction (a retry then resumes this turn instead of repeating it)."""
+        same transaction (a retry then resumes this turn instead of repeating it).
+
+        ``base`` is the session as the caller read it (the commit writes in one round trip
+        while it is unchanged); ``names`` the couple's display names, when already read."""
+        session_id = base.id
         started = time.monotonic()
         verdict = await self.check_inbound(text, couple.country)
         message_id = receipt.message_id if receipt is not None else new_id("msg")
@@ -253,13 +258,13 @@ class Coach:
             self._advance(session, couple, partner, exercise)
             return [message]
 
-        session, turns = await self.store.commit_turns(session_id, update, receipt)
+        session, turns = await self.store.commit_turns(session_id, update, receipt, base=base)
         turn_verdict: Verdict = captured["verdict"]
         if turn_verdict.is_disclosure:
             message, reply = turns[0], turns[1]
             self._log(session, message, reply, started, turn_verdict)
             return TurnResult(session=session, message=message, reply=reply)
-        return await self._pending(session, turns[0], partner, couple, captured["step_index"], started)
+        return await self._pending(session, turns[0], partner, couple, captured["step_index"], started, names)
 
     async def resume(
         self, session_id: str, message_id: str, partner: Partner, couple: Couple
@@ -290,6 +295,7 @@ class Coach:
         couple: Couple,
         step_index: int,
         started: float,
+        names: dict[str, str | None] | None = None,
     ) -> Pending:
         text = message.text
         exercise = self.exercise_of(session)
@@ -303,7 +309,7 @@ class Coach:
             self.catalog.system_context(exercise, partner_count=min(2, len(couple.partner_ids))),
         )
         instructions = self.catalog.render(step.template, context)
-        history = await self._history(session, couple, partner, exclude=message.id)
+        history = await self._history(session, couple, partner, exclude=message.id, names=names)
         messages: list[ChatMessage] = [
             {"role": "system", "content": system},
             {"role": "system", "content": instructions},
@@ -407,7 +413,13 @@ class Coach:
         return display_name or fallback
 
     async def _history(
-        self, session: Session, couple: Couple, partner: Partner, *, exclude: str
+        self,
+        session: Session,
+        couple: Couple,
+        partner: Partner,
+        *,
+        exclude: str,
+        names: dict[str, str | None] | None = None,
     ) -> list[ChatMessage]:
         if self.history_turns <= 0:
             return []
@@ -421,7 +433,8 @@ class Coach:
             and (t.visible_to is None or (session.mode == "solo" and t.visible_to == partner.id))
         ][-self.history_turns :]
         authors = sorted({t.author for t in shared if t.author != COACH})
-        names = await self.store.display_names(authors)
+        if names is None or any(a not in names for a in authors):
+            names = await self.store.display_names(authors)
         out: list[ChatMessage] = []
         for turn in shared:
             if turn.author == COACH:
@@ -497,7 +510,9 @@ class Coach:
 
         ref = pending.template
         count = ReplyCount(template_id=ref.id, version=ref.version, replaced=replaced)
-        session, turns = await self.store.commit_turns(pending.session.id, update, count=count)
+        session, turns = await self.store.commit_turns(
+            pending.session.id, update, count=count, base=pending.session
+        )
         self._log(session, pending.message, turns[0], pending.started, None, reply_verdict=verdict)
         return TurnResult(session=session, message=pending.message, reply=turns[0])
 

@@ -35,6 +35,41 @@ _INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misrea
 
 _TURN = msgspec.json.Decoder(Turn)
 
+# Store.commit_turns in one round trip: write only if the session is still the record the
+# caller based its change on; else answer the stored record (or nothing: it is gone).
+# KEYS: session, turns, events, idempotency record (or unused), [template stats].
+# ARGV: expected record, new record, ttl, events kept, n, n x (turn, visible_to),
+#       accepted record or "", its ttl, "" / "0" / "1" (count a reply / and it was replaced).
+COMMIT_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then return {'gone'} end
+if current ~= ARGV[1] then return {'changed', current} end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'turn', ARGV[i], 'visible_to', ARGV[i + 1])
+  i = i + 2
+end
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('EXPIRE', KEYS[3], ttl)
+if ARGV[i] ~= '' then redis.call('SET', KEYS[4], ARGV[i], 'EX', tonumber(ARGV[i + 1])) end
+if ARGV[i + 2] ~= '' then
+  redis.call('HINCRBY', KEYS[5], 'replies', 1)
+  if ARGV[i + 2] == '1' then redis.call('HINCRBY', KEYS[5], 'replaced', 1) end
+end
+return {'ok'}
+"""
+
+
+def _names(partner_ids: list[str], records: list[str | None]) -> dict[str, str | None]:
+    """Display names from partner records (None when unset, or the record is gone)."""
+    return {
+        pid: (msgspec.json.decode(r, type=Partner).display_name if r is not None else None)
+        for pid, r in zip(partner_ids, records, strict=True)
+    }
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -92,6 +127,7 @@ class Store:
         self.redis: Any = redis
         self.ttl = retention_seconds
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._commit_script = self.redis.register_script(COMMIT_SCRIPT)
 
     # -- keys ---------------------------------------------------------------
     @staticmethod
@@ -174,11 +210,16 @@ class Store:
         """Each partner's display name (None when unset or erased), in one round trip."""
         if not partner_ids:
             return {}
-        raw = await self.redis.mget([self.k("partner", pid) for pid in partner_ids])
-        return {
-            pid: (msgspec.json.decode(r, type=Partner).display_name if r is not None else None)
-            for pid, r in zip(partner_ids, raw, strict=True)
-        }
+        return _names(partner_ids, await self.redis.mget([self.k("partner", pid) for pid in partner_ids]))
+
+    async def session_with_names(
+        self, session_id: str, partner_ids: list[str]
+    ) -> tuple[Session | None, dict[str, str | None]]:
+        """A session and the couple's display names, in one round trip."""
+        keys = [self.k("session", session_id), *(self.k("partner", pid) for pid in partner_ids)]
+        raw = await self.redis.mget(keys)
+        session = msgspec.json.decode(raw[0], type=Session) if raw[0] is not None else None
+        return session, _names(partner_ids, raw[1:])
 
     async def get_couple(self, couple_id: str) -> Couple | None:
         return await self._get(self.k("couple", couple_id), Couple)
@@ -217,54 +258,53 @@ class Store:
         receipt: Receipt | None = None,
         *,
         count: ReplyCount | None = None,
+        base: Session | None = None,
     ) -> tuple[Session, list[Turn]]:
-        """Atomically: read the session, let ``update`` change it and name the turns to add,
-        then write the session, append the turns and publish them as events (and, with a
-        ``receipt``, record that its idempotency key stored the message).
+        """Atomically: let ``update`` change the session and name the turns to add, then
+        write the session, append the turns and publish them as events (and, with a
+        ``receipt``, record that its idempotency key stored the message; with ``count``,
+        count the reply for its template).
 
-        ``update`` may run more than once (optimistic concurrency), so it must be pure.
+        Optimistic and one round trip when ``base`` (the session as the caller last read
+        it) is still what is stored: the script compares the stored record with it and
+        writes only on a match; otherwise it answers the stored record and ``update`` runs
+        again on that. So ``update`` must be pure.
         """
         key = self.k("session", session_id)
         turns_key = self.k("session", session_id, "turns")
         events_key = self.k("session", session_id, "events")
-        out: tuple[Session, list[Turn]] | None = None
-
-        async def attempt(pipe: Any) -> None:
-            nonlocal out
-            raw = await pipe.get(key)
+        raw: str | bytes | None = msgspec.json.encode(base) if base is not None else await self.redis.get(key)
+        while True:
             if raw is None:
                 raise KeyError(session_id)
             session = msgspec.json.decode(raw, type=Session)
-            base = session.turn_count
-            if base is None:  # a record from before the count was kept
-                base = int(await pipe.llen(turns_key))
+            base_count = session.turn_count
+            if base_count is None:  # a record from before the count was kept
+                base_count = int(await self.redis.llen(turns_key))
             turns = update(session)
             for offset, turn in enumerate(turns):
-                turn.seq = base + offset + 1
-            session.turn_count = base + len(turns)
+                turn.seq = base_count + offset + 1
+            session.turn_count = base_count + len(turns)
             session.updated_at = time.time()
-            pipe.multi()
-            pipe.set(key, msgspec.json.encode(session), ex=self.ttl)
+            keys = [key, turns_key, events_key]
+            args: list[Any] = [raw, msgspec.json.encode(session), self.ttl, EVENTS_KEPT, len(turns)]
             for turn in turns:
-                encoded = msgspec.json.encode(turn)
-                pipe.rpush(turns_key, encoded)
-                pipe.xadd(
-                    events_key,
-                    {"turn": encoded, "visible_to": turn.visible_to or ""},
-                    maxlen=EVENTS_KEPT,
-                    approximate=True,
-                )
-            pipe.expire(turns_key, self.ttl)
-            pipe.expire(events_key, self.ttl)
+                args += [msgspec.json.encode(turn), turn.visible_to or ""]
             if receipt is not None and any(t.id == receipt.message_id for t in turns):
-                self._mark_accepted(pipe, receipt, session_id)
+                keys.append(self._idem_key(receipt.scope, receipt.key))
+                args += [self._accepted(receipt, session_id), IDEMPOTENCY_TTL]
+            else:
+                keys.append(key)  # unused
+                args += ["", 0]
             if count is not None:
-                self._count_reply(pipe, count)
-            out = (session, turns)
-
-        await self._transaction(attempt, key)
-        assert out is not None
-        return out
+                keys.append(self._stats_key(count))
+                args.append("1" if count.replaced else "0")
+            else:
+                args.append("")
+            result = await self._commit_script(keys=keys, args=args)
+            if result[0] == "ok":
+                return session, turns
+            raw = result[1] if len(result) > 1 else None  # changed meanwhile (or gone): again
 
     async def list_turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         """The session's turns in order; with ``last``, only the newest ``last``."""
@@ -312,11 +352,12 @@ class Store:
             raise IdempotencyInProgress
         return False, record
 
-    def _mark_accepted(self, pipe: Any, receipt: Receipt, session_id: str) -> None:
+    @staticmethod
+    def _accepted(receipt: Receipt, session_id: str) -> bytes:
         record = IdemRecord(
             fp=receipt.fingerprint, state="accepted", session_id=session_id, message_id=receipt.message_id
         )
-        pipe.set(self._idem_key(receipt.scope, receipt.key), msgspec.json.encode(record), ex=IDEMPOTENCY_TTL)
+        return msgspec.json.encode(record)
 
     async def idempotency_finish(
         self, scope: str, key: str, fingerprint: str, status: int, body: bytes
@@ -373,11 +414,8 @@ class Store:
         task.add_done_callback(self._cleanups.discard)
 
     # -- template statistics (counts only, never text) ------------------------------
-    def _count_reply(self, pipe: Any, count: ReplyCount) -> None:
-        key = self.k("stats", f"{count.template_id}@{count.version}")
-        pipe.hincrby(key, "replies", 1)
-        if count.replaced:
-            pipe.hincrby(key, "replaced", 1)
+    def _stats_key(self, count: ReplyCount) -> str:
+        return self.k("stats", f"{count.template_id}@{count.version}")
 
     async def reply_counts(self, template_id: str, version: str) -> tuple[int, int]:
         raw = await self.redis.hgetall(self.k("stats", f"{template_id}@{version}"))

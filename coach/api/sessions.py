@@ -50,11 +50,24 @@ async def names_of(store: NamedDependency[Store], couple: NamedDependency[Couple
     return await store.display_names(couple.partner_ids)
 
 
+class TurnInput(msgspec.Struct, frozen=True):
+    """A message to post: what the endpoint read before the turn starts."""
+
+    session: Session
+    partner: Partner
+    couple: Couple
+    text: str
+    names: dict[str, str | None]
+
+
 async def session_for(
     store: NamedDependency[Store], session_id: str, partner: NamedDependency[Partner]
 ) -> Session:
     """The session, if this partner may see it; otherwise 404 (never reveals existence)."""
-    session = await store.get_session(session_id)
+    return visible_session(await store.get_session(session_id), partner)
+
+
+def visible_session(session: Session | None, partner: Partner) -> Session:
     if session is None or session.couple_id != partner.couple_id or not session.visible_for(partner.id):
         raise Problem("not-found", "No such session.")
     return session
@@ -115,15 +128,14 @@ def replay_stream(replay: Replay) -> Response[Any]:
     )
 
 
-async def start_turn(
-    coach: Coach, session_id: str, partner: Partner, couple: Couple, text: str, found: Claim | None
-) -> TurnResult | Pending:
+async def start_turn(coach: Coach, turn: TurnInput, found: Claim | None) -> TurnResult | Pending:
     """Accept the message; or, when an earlier attempt with this Idempotency-Key stored it
     and then failed, resume that turn (its stored reply, or the reply still to make)."""
     try:
         if found is not None and found.resumed:
-            return await coach.resume(session_id, found.message_id, partner, couple)
-        return await coach.accept(session_id, partner, couple, text, found.receipt() if found else None)
+            return await coach.resume(turn.session.id, found.message_id, turn.partner, turn.couple)
+        receipt = found.receipt() if found else None
+        return await coach.accept(turn.session, turn.partner, turn.couple, turn.text, receipt, turn.names)
     except KeyError:
         raise Problem("not-found", "No such session.") from None
 
@@ -220,15 +232,14 @@ class SessionController(Controller):
         settings: NamedDependency[Settings],
     ) -> Response[Any]:
         text = check_text(data.text, settings)
-        await session_for(store, session_id, partner)
-        names = await names_of(store, couple)
+        session, names = await store.session_with_names(session_id, couple.partner_ids)
+        session = visible_session(session, partner)
+        turn = TurnInput(session, partner, couple, text, names)
         if wants_stream(request):
-            return await self._stream(
-                request, session_id, text, partner, couple, store, coach, catalog, settings, names
-            )
+            return await self._stream(request, turn, store, coach, catalog, settings)
 
         async def run(found: Claim | None) -> tuple[int, PostResult]:
-            result = await self._turn(session_id, text, partner, couple, store, coach, settings, found)
+            result = await self._turn(turn, store, coach, settings, found)
             return 201, result_out(result, partner.id, names, catalog)
 
         return await idempotent(request, store, partner.id, run)
@@ -239,19 +250,12 @@ class SessionController(Controller):
             raise Problem("turn-in-progress", headers={"Retry-After": "1"})
 
     async def _turn(
-        self,
-        session_id: str,
-        text: str,
-        partner: Partner,
-        couple: Couple,
-        store: Store,
-        coach: Coach,
-        settings: Settings,
-        found: Claim | None,
+        self, turn: TurnInput, store: Store, coach: Coach, settings: Settings, found: Claim | None
     ) -> TurnResult:
+        partner = turn.partner
         await self._claim(store, partner, settings)
         try:
-            started = await start_turn(coach, session_id, partner, couple, text, found)
+            started = await start_turn(coach, turn, found)
             return started if isinstance(started, TurnResult) else await coach.reply(started)
         except TURN_REFUSALS as exc:
             raise turn_problem(exc) from None
@@ -261,16 +265,13 @@ class SessionController(Controller):
     async def _stream(
         self,
         request: Request[Any, Any, Any],
-        session_id: str,
-        text: str,
-        partner: Partner,
-        couple: Couple,
+        turn: TurnInput,
         store: Store,
         coach: Coach,
         catalog: Catalog,
         settings: Settings,
-        names: dict[str, str | None],
     ) -> Response[Any]:
+        partner, names = turn.partner, turn.names
         found = await claim(request, store, partner.id)
         if isinstance(found, Replay):
             return replay_stream(found)
@@ -281,7 +282,7 @@ class SessionController(Controller):
                 await found.abandon()
             raise
         try:
-            accepted = await start_turn(coach, session_id, partner, couple, text, found)
+            accepted = await start_turn(coach, turn, found)
         except BaseException as exc:
             await store.release_turn(partner.id)
             if found is not None:
