@@ -35,6 +35,19 @@ _INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misrea
 
 _TURN = msgspec.json.Decoder(Turn)
 
+# Store.sign_in: token -> partner record -> couple record in one round trip. The couple's
+# key is read from the partner record (Store.sign_in checks the id it decodes).
+# KEYS: token. ARGV: partner key prefix, couple key prefix.
+SIGN_IN_SCRIPT = """
+local partner_id = redis.call('GET', KEYS[1])
+if not partner_id then return {} end
+local partner = redis.call('GET', ARGV[1] .. partner_id)
+if not partner then return {} end
+local couple_id = string.match(partner, '"couple_id":"([^"]*)"')
+local couple = couple_id and redis.call('GET', ARGV[2] .. couple_id) or ''
+return {partner, couple or ''}
+"""
+
 # Store.commit_turns in one round trip: write only if the session is still the record the
 # caller based its change on; else answer the stored record (or nothing: it is gone).
 # KEYS: session, turns, events, idempotency record (or unused), [template stats].
@@ -128,6 +141,7 @@ class Store:
         self.ttl = retention_seconds
         self._cleanups: set[asyncio.Task[None]] = set()
         self._commit_script = self.redis.register_script(COMMIT_SCRIPT)
+        self._sign_in_script = self.redis.register_script(SIGN_IN_SCRIPT)
 
     # -- keys ---------------------------------------------------------------
     @staticmethod
@@ -202,6 +216,19 @@ class Store:
         if partner_id is None:
             return None
         return await self.get_partner(partner_id)
+
+    async def sign_in(self, token: str) -> tuple[Partner, Couple | None] | None:
+        """The token's partner and its couple, in one round trip; None for an unknown token."""
+        found = await self._sign_in_script(
+            keys=[self.k("token", token_hash(token))], args=[self.k("partner", ""), self.k("couple", "")]
+        )
+        if not found:
+            return None
+        partner = msgspec.json.decode(found[0], type=Partner)
+        couple = msgspec.json.decode(found[1], type=Couple) if found[1] else None
+        if couple is not None and couple.id != partner.couple_id:
+            couple = await self.get_couple(partner.couple_id)
+        return partner, couple
 
     async def get_partner(self, partner_id: str) -> Partner | None:
         return await self._get(self.k("partner", partner_id), Partner)
