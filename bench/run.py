@@ -291,6 +291,9 @@ def start_litellm(
     return f"http://127.0.0.1:{port}/v1", proc
 
 
+COACH_ENV: dict[str, str] = {}  # --coach-env: extra settings for every coach process
+
+
 def start_coach(
     procs: Procs, name: str, redis_port: int, upstream: str, redis_query: str = ""
 ) -> tuple[str, subprocess.Popen[bytes]]:
@@ -306,6 +309,7 @@ def start_coach(
         "COACH_MODEL_MAX_CONNECTIONS": "300",
         "COACH_PORT": str(port),
         "COACH_HOST": "127.0.0.1",
+        **COACH_ENV,
     }
     proc = procs.start(name, [PY, "-m", "coach.cli", "serve"], env, cwd=ROOT)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=60)
@@ -722,10 +726,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=float, default=None, help="seconds per measured run")
     ap.add_argument("--listeners", type=int, default=2000)
     ap.add_argument(
+        "--coach-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the coach processes (repeatable), e.g. COACH_SAFETY_LEARNED=false",
+    )
+    ap.add_argument(
         "--docs", action="store_true", help="also write the results into docs/benchmarks.md (between markers)"
     )
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
+    COACH_ENV.update(item.split("=", 1) for item in args.coach_env)
     levels = tuple(int(x) for x in args.levels.split(","))
     base_counts = QUICK if args.quick else FULL
     counts = {
@@ -742,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         "counts": {("stream" if s else "json"): counts[s] for s in counts},
         "rows": [],
         "upstream_config": {"latency_ms": args.latency_ms, "token_ms": args.token_ms},
+        "coach_env": dict(COACH_ENV),
     }
     rows: list[dict[str, Any]] = res["rows"]
     with workspace() as work:

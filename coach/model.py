@@ -224,15 +224,24 @@ async def _deltas(response: httpx.Response, deadline: float) -> AsyncIterator[st
     (a cancel delivered twice into a read can leave it open)."""
     queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
 
+    def put(line: bytes) -> None:
+        delta = _sse_delta(line.decode().rstrip("\r"))
+        if delta and delta is not _DONE:
+            queue.put_nowait(delta)
+
     async def read() -> None:
         end: BaseException | None = None
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                async for line in response.aiter_lines():
-                    # Read on past [DONE] to the end of the body: the connection is reused.
-                    delta = _sse_delta(line)
-                    if delta and delta is not _DONE:
-                        queue.put_nowait(delta)
+                # Lines split here from the decoded bytes (httpx's text and line decoders
+                # cost more than the rest of a token's path). Read on past [DONE] to the end
+                # of the body: the connection is then reused.
+                rest = b""
+                async for data in response.aiter_bytes():
+                    *lines, rest = (rest + data).split(b"\n")
+                    for line in lines:
+                        put(line)
+                put(rest)
         except Exception as exc:
             end = exc
         finally:
@@ -268,7 +277,7 @@ class OpenAIClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         # An explicit httpx client (openai 3.x otherwise sends through httpx2) on the lean
-        # transport of coach/transport.py; tests mock it with ``respx.mock(using="coach")`` (tests/model_mock.py).
+        # transport of coach/transport.py; tests mock that with ``respx.mock(using="coach")``.
         self.http = http_client or httpx.AsyncClient(
             transport=model_transport(base_url, max_connections),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
