@@ -258,13 +258,17 @@ class Coach:
             self._advance(session, couple, partner, exercise)
             return [message]
 
-        session, turns = await self.store.commit_turns(session_id, update, receipt, base=base)
+        session, turns, recent = await self.store.commit_turns(
+            session_id, update, receipt, base=base, recent=self._history_margin()
+        )
         turn_verdict: Verdict = captured["verdict"]
         if turn_verdict.is_disclosure:
             message, reply = turns[0], turns[1]
             self._log(session, message, reply, started, turn_verdict)
             return TurnResult(session=session, message=message, reply=reply)
-        return await self._pending(session, turns[0], partner, couple, captured["step_index"], started, names)
+        return await self._pending(
+            session, turns[0], partner, couple, captured["step_index"], started, names, recent
+        )
 
     async def resume(
         self, session_id: str, message_id: str, partner: Partner, couple: Couple
@@ -296,6 +300,7 @@ class Coach:
         step_index: int,
         started: float,
         names: dict[str, str | None] | None = None,
+        recent: list[Turn] | None = None,
     ) -> Pending:
         text = message.text
         exercise = self.exercise_of(session)
@@ -309,7 +314,9 @@ class Coach:
             self.catalog.system_context(exercise, partner_count=min(2, len(couple.partner_ids))),
         )
         instructions = self.catalog.render(step.template, context)
-        history = await self._history(session, couple, partner, exclude=message.id, names=names)
+        history = await self._history(
+            session, couple, partner, exclude=message.id, names=names, recent=recent
+        )
         messages: list[ChatMessage] = [
             {"role": "system", "content": system},
             {"role": "system", "content": instructions},
@@ -412,6 +419,11 @@ class Coach:
         fallback = f"Partner {'AB'[index] if index < 2 else index + 1}"
         return display_name or fallback
 
+    def _history_margin(self) -> int:
+        """How many of the newest turns to read for the history: partners' turns interleave
+        with notices and private turns, so a margin over ``history_turns``."""
+        return self.history_turns * 3 + 4 if self.history_turns > 0 else 0
+
     async def _history(
         self,
         session: Session,
@@ -420,11 +432,11 @@ class Coach:
         *,
         exclude: str,
         names: dict[str, str | None] | None = None,
+        recent: list[Turn] | None = None,
     ) -> list[ChatMessage]:
         if self.history_turns <= 0:
             return []
-        # Partners' turns interleave with notices and private turns: read a margin.
-        turns = await self.store.list_turns(session.id, last=self.history_turns * 3 + 4)
+        turns = recent if recent else await self.store.list_turns(session.id, last=self._history_margin())
         shared = [
             t
             for t in turns
@@ -510,7 +522,7 @@ class Coach:
 
         ref = pending.template
         count = ReplyCount(template_id=ref.id, version=ref.version, replaced=replaced)
-        session, turns = await self.store.commit_turns(
+        session, turns, _ = await self.store.commit_turns(
             pending.session.id, update, count=count, base=pending.session
         )
         self._log(session, pending.message, turns[0], pending.started, None, reply_verdict=verdict)

@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -52,7 +52,8 @@ return {partner, couple or ''}
 # caller based its change on; else answer the stored record (or nothing: it is gone).
 # KEYS: session, turns, events, idempotency record (or unused), [template stats].
 # ARGV: expected record, new record, ttl, events kept, n, n x (turn, visible_to),
-#       accepted record or "", its ttl, "" / "0" / "1" (count a reply / and it was replaced).
+#       accepted record or "", its ttl, "" / "0" / "1" (count a reply / and it was replaced),
+#       how many of the newest turns to answer with.
 COMMIT_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
 if not current then return {'gone'} end
@@ -72,6 +73,8 @@ if ARGV[i + 2] ~= '' then
   redis.call('HINCRBY', KEYS[5], 'replies', 1)
   if ARGV[i + 2] == '1' then redis.call('HINCRBY', KEYS[5], 'replaced', 1) end
 end
+local recent = tonumber(ARGV[i + 3])
+if recent > 0 then return {'ok', unpack(redis.call('LRANGE', KEYS[2], -recent, -1))} end
 return {'ok'}
 """
 
@@ -123,6 +126,12 @@ class ReplyCount(msgspec.Struct, frozen=True, kw_only=True):
     template_id: str
     version: str
     replaced: bool
+
+
+class Committed(NamedTuple):
+    session: Session
+    turns: list[Turn]  # the turns added, numbered
+    recent: list[Turn]  # the session's newest turns after the commit, when asked for
 
 
 class IdempotencyConflict(Exception):
@@ -286,7 +295,8 @@ class Store:
         *,
         count: ReplyCount | None = None,
         base: Session | None = None,
-    ) -> tuple[Session, list[Turn]]:
+        recent: int = 0,
+    ) -> Committed:
         """Atomically: let ``update`` change the session and name the turns to add, then
         write the session, append the turns and publish them as events (and, with a
         ``receipt``, record that its idempotency key stored the message; with ``count``,
@@ -295,7 +305,8 @@ class Store:
         Optimistic and one round trip when ``base`` (the session as the caller last read
         it) is still what is stored: the script compares the stored record with it and
         writes only on a match; otherwise it answers the stored record and ``update`` runs
-        again on that. So ``update`` must be pure.
+        again on that. So ``update`` must be pure. With ``recent``, the answer also carries
+        the session's newest ``recent`` turns after the commit (for the model's history).
         """
         key = self.k("session", session_id)
         turns_key = self.k("session", session_id, "turns")
@@ -328,9 +339,10 @@ class Store:
                 args.append("1" if count.replaced else "0")
             else:
                 args.append("")
+            args.append(recent)
             result = await self._commit_script(keys=keys, args=args)
             if result[0] == "ok":
-                return session, turns
+                return Committed(session, turns, [_TURN.decode(r) for r in result[1:]])
             raw = result[1] if len(result) > 1 else None  # changed meanwhile (or gone): again
 
     async def list_turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:

@@ -84,7 +84,7 @@ async def test_a_record_written_differently_is_read_back_and_committed(store: St
     legacy = msgspec.json.decode(msgspec.json.encode(base))
     legacy = {"legacy_field": 1, **dict(reversed(list(legacy.items())))}
     await store.redis.set(store.k("session", base.id), msgspec.json.encode(legacy))
-    session, turns = await store.commit_turns(base.id, one_message("x"), base=base)
+    session, turns, _ = await store.commit_turns(base.id, one_message("x"), base=base)
     assert turns[0].seq == 1 and session.turn_count == 1
     assert [t.text for t in await store.list_turns(base.id)] == ["x"]
 
@@ -100,7 +100,7 @@ async def test_a_gone_session_is_a_key_error_and_writes_nothing(store: Store) ->
 async def test_reply_counts_land_with_the_turns(store: Store) -> None:
     base = await started(store)
     count = ReplyCount(template_id="t", version="v1", replaced=True)
-    session, _ = await store.commit_turns(base.id, one_message("a"), count=count, base=base)
+    session, _, _ = await store.commit_turns(base.id, one_message("a"), count=count, base=base)
     await store.commit_turns(
         base.id,
         one_message("b"),
@@ -108,3 +108,11 @@ async def test_reply_counts_land_with_the_turns(store: Store) -> None:
         base=session,
     )
     assert await store.reply_counts("t", "v1") == (2, 1)
+
+
+async def test_a_commit_can_answer_with_the_newest_turns(store: Store) -> None:
+    session = await started(store)
+    for text in "abc":
+        session, _, recent = await store.commit_turns(session.id, one_message(text), base=session, recent=2)
+    assert [t.text for t in recent] == ["b", "c"]
+    assert (await store.commit_turns(session.id, one_message("d"), base=session)).recent == []
