@@ -4,8 +4,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The learned safety stage's encoder: built, checked and stamped once (safety/learned_build.py).
+MODEL_DIR ?= $(or $(COACH_SAFETY_MODEL_DIR),.cache/safety-model)
+MODEL_STAMP := $(MODEL_DIR)/manifest.json
 
-.PHONY: run test lint typecheck bench system-deps install clean openapi
+.PHONY: run test lint typecheck bench system-deps install clean openapi model
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -15,6 +18,12 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(MODEL_STAMP): safety/learned_build.py safety/data/learned/reference.json | $(STAMP)
+	$(BIN)/python -m safety.learned_build $(MODEL_DIR)
+	@touch $(MODEL_STAMP)
+
+model: $(MODEL_STAMP)
 
 # redis-server for integration tests; Debian's Chromium for browser tests.
 system-deps:
@@ -26,20 +35,20 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
+run: $(STAMP) $(MODEL_STAMP)
 	COACH_ALLOW_DRAFT_TEMPLATES=$${COACH_ALLOW_DRAFT_TEMPLATES:-true} $(BIN)/coach serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check coach safety tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(MODEL_STAMP)
 	$(BIN)/ruff check coach safety tests bench
 	$(BIN)/mypy
 	$(BIN)/coach templates check
 	$(BIN)/pytest -q -p no:cacheprovider
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps $(MODEL_STAMP)
 	$(BIN)/python bench/run.py
 
 openapi: $(STAMP)

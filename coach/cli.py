@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     openapi = sub.add_parser("openapi", help="print or write the OpenAPI 3.1 schema")
     openapi.add_argument("--output", "-o")
     openapi.set_defaults(func=_openapi)
-    sub.add_parser("safety", help="safety eval FILE.jsonl [--format json] [--classifier]")
+    sub.add_parser("safety", help="safety eval FILE.jsonl [--format json] [--classifier | --learned]")
     sub.add_parser("templates", help="templates check: every served template approved, renders")
     sub.add_parser("counselor", help="counselor add NAME [--role admin]")
     args = parser.parse_args(argv)

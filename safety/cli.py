@@ -2,7 +2,9 @@
 
 ``--classifier`` adds the model-based second stage; it needs a model, which only the
 coach has, so it works as ``coach safety eval FILE --classifier`` (the coach passes a
-``classify`` function in).
+``classify`` function in). ``--learned [--model-dir DIR]`` adds the local learned stage
+(:mod:`safety.learned`; the encoder built by ``python -m safety.learned_build``) instead,
+exactly as the coach combines it: only for a text the lexicon did not flag, raise only.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         help="coach safety eval only: add the model classifier (COACH_MODEL_BASE_URL / OPENAI_API_KEY); "
         "one model call per case the lexicon does not flag",
     )
+    ev.add_argument(
+        "--learned",
+        action="store_true",
+        help="add the local learned stage (embeddings + SVM heads; needs `make model`)",
+    )
+    ev.add_argument("--model-dir", help="the learned stage's encoder folder (default: COACH_SAFETY_MODEL_DIR "
+                    "or .cache/safety-model)")
     sc = sub.add_parser("scan", help="scan one text and print the verdict as JSON")
     sc.add_argument("text")
     sub.add_parser("version", help="print the policy version")
@@ -51,18 +60,28 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
         return 0
     try:
         cases = load_cases(args.file)
-        classifications = None
-        if args.classifier:
+        classifications: Mapping[str, Classification | None] | None = None
+        name = "model classifier"
+        if args.classifier and args.learned:
+            raise ValueError("--classifier and --learned: evaluate one second stage at a time")
+        if args.learned:
+            from safety.learned import DEFAULT_MODEL_DIR, LearnedStage
+
+            stage = LearnedStage.load(args.model_dir or DEFAULT_MODEL_DIR)
+            texts = list(dict.fromkeys(c.text for c in cases if needs_second_stage(c.text)))
+            classifications = {text: stage.classify(text) for text in texts}
+            name = "learned stage"
+        elif args.classifier:
             if classify is None:
                 raise ValueError(
                     "--classifier needs a model: run it as `coach safety eval FILE --classifier`"
                 )
             texts = list(dict.fromkeys(c.text for c in cases if needs_second_stage(c.text)))
             classifications = classify(texts)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"safety eval: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(cases, classifications=classifications)
+    report = evaluate(cases, classifications=classifications, second_stage_name=name)
     if args.format == "json":
         print(dumps(report))
     else:

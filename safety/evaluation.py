@@ -15,7 +15,9 @@ Definitions (``Report``):
 * ``confusion[expected][predicted]``: counts over severities.
 * ``median_us`` / ``p99_us``: time per ``scan`` call in microseconds
   (``time.perf_counter_ns``), one timed call per case after a warm-up call.
-* ``second_stage``: whether model classifications (``evaluate(cases, classifications=...)``,
+* ``second_stage``: whether second-stage classifications (the model classifier's, or the
+  learned stage's with ``second_stage_name="learned stage"``; ``--classifier`` /
+  ``--learned``) were combined. Model classifications (``evaluate(cases, classifications=...)``,
   keyed by text) were combined into the verdicts as the coach does: only for a text the
   lexicon did not find at risk or danger, and only ever raising. The timings stay the
   lexicon's.
@@ -78,6 +80,8 @@ class Report(msgspec.Struct):
     misses: list[Miss]
     policy_version: str
     second_stage: bool = False
+    #: Which second stage: "model classifier" or "learned stage" ("" when none).
+    second_stage_name: str = ""
 
 
 def load_cases(path: str | Path) -> list[Case]:
@@ -106,13 +110,20 @@ def _p99(values: list[float]) -> float:
     return ordered[idx]
 
 
+def _source(second_stage_name: str) -> str:
+    return "learned" if second_stage_name == "learned stage" else "classifier"
+
+
 def needs_second_stage(text: str) -> bool:
     """Whether the coach would ask the classifier about ``text`` (the lexicon found no disclosure)."""
     return not scan(text).is_disclosure
 
 
 def evaluate(
-    cases: Iterable[Case], *, classifications: Mapping[str, Classification | None] | None = None
+    cases: Iterable[Case],
+    *,
+    classifications: Mapping[str, Classification | None] | None = None,
+    second_stage_name: str = "model classifier",
 ) -> Report:
     """Scan every case (combining ``classifications`` when given) and compute the figures."""
     items = list(cases)
@@ -130,7 +141,7 @@ def evaluate(
         verdict = scan(case.text)
         times.append((time.perf_counter_ns() - t0) / 1000.0)
         if classifications is not None and not verdict.is_disclosure:
-            verdict = combine(verdict, classifications.get(case.text))
+            verdict = combine(verdict, classifications.get(case.text), source=_source(second_stage_name))
         version = verdict.policy_version
         exp, got = case.expected, verdict.severity
         confusion[exp.value][got.value] += 1
@@ -188,6 +199,7 @@ def evaluate(
         misses=misses,
         policy_version=version,
         second_stage=classifications is not None,
+        second_stage_name=second_stage_name if classifications is not None else "",
     )
 
 
@@ -201,7 +213,11 @@ def format_table(report: Report, *, show_misses: bool = True) -> str:
     """A human-readable summary (and the misses, for development)."""
     lines = [
         f"policy version        {report.policy_version}"
-        + ("  + model classifier (second stage)" if report.second_stage else ""),
+        + (
+            f"  + {report.second_stage_name or 'model classifier'} (second stage)"
+            if report.second_stage
+            else ""
+        ),
         f"cases                 {report.cases}  "
         f"(positives {report.positives}, danger {report.dangers}, negatives {report.negatives})",
         f"recall risk-or-danger {report.recall_risk_or_danger:.3f}",

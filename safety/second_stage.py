@@ -12,8 +12,9 @@ unknown severity or category, or anything that is not that object, is an
   first stage, its categories are added (never removed); a less serious
   classification adds nothing at all;
 * what the classification added is visible as signals with id ``classifier.<severity>``
-  (one per category it named, span 0..0 and empty text: the model does not point at
-  words), so a counselor can tell a model finding from a lexicon one.
+  (or ``learned.<severity>`` for the learned stage; one per category it named, or one
+  with an empty category when it named none; span 0..0 and empty text: neither stage
+  points at words), so a counselor can tell a model finding from a lexicon one.
 
 No I/O here: calling the model is the coach's job.
 """
@@ -71,10 +72,12 @@ def parse_classification(answer: str) -> Classification:
     return Classification(raw.severity, tuple(sorted(set(raw.categories))))
 
 
-def combine(first: Verdict, second: Classification | None) -> Verdict:
+def combine(first: Verdict, second: Classification | None, *, source: str = "classifier") -> Verdict:
     """The first-stage verdict, raised (never lowered) by the classification.
 
     ``None`` (the classifier failed or did not run) returns ``first`` unchanged.
+    ``source`` names the stage in the added signals' ids (``<source>.<severity>``):
+    ``classifier`` for the model, ``learned`` for :mod:`safety.learned`.
     """
     if second is None or second.severity.rank < max(first.severity.rank, Severity.CONCERN.rank):
         return first
@@ -84,7 +87,7 @@ def combine(first: Verdict, second: Classification | None) -> Verdict:
         return first
     named = second.categories if raised else added
     signals = tuple(
-        Signal(SIGNAL_PREFIX + second.severity.value, category, second.severity, 0, 0, "")
+        Signal(f"{source}.{second.severity.value}", category, second.severity, 0, 0, "")
         for category in (named or ("",))
     )
     return Verdict(

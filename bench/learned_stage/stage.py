@@ -15,6 +15,14 @@ import numpy as np
 from embed import DEFAULT_DIR, MiniLM
 
 HERE = Path(__file__).resolve().parent
+# the int8 SVM heads the service ships moved to safety/data/learned/ (same bytes)
+SHIPPED = HERE.parent.parent / "safety" / "data" / "learned"
+
+
+def head_path(tag: str, kind: str, which: str) -> Path:
+    if tag == "int8w_" and kind == "svc":
+        return SHIPPED / f"head_{which}.npz"
+    return HERE / f"head_{tag}{kind}_{which}.npz"
 RANK = {"none": 0, "concern": 1, "risk": 2, "danger": 3}
 NAMES = ["none", "concern", "risk", "danger"]
 
@@ -47,8 +55,8 @@ class LearnedStage:
             self.model = OrtMiniLM(onnx, window=self.cfg["window"], stride=self.cfg["stride"])
         else:
             self.model = MiniLM(model_dir, window=self.cfg["window"], stride=self.cfg["stride"])
-        self.pos = Head(HERE / f"head_{tag}{self.kind}_pos.npz")
-        self.danger = Head(HERE / f"head_{tag}{self.kind}_danger.npz")
+        self.pos = Head(head_path(tag, self.kind, "pos"))
+        self.danger = Head(head_path(tag, self.kind, "danger"))
 
     def scores(self, text: str) -> tuple[float, float]:
         E = self.model.embed_windows(text)

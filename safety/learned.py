@@ -1,0 +1,222 @@
+"""The learned stage: sentence embeddings and two SVM heads that can only raise a verdict.
+
+An all-MiniLM-L6-v2 encoder (ONNX, dynamic int8 quantisation, run by onnxruntime on one
+thread) embeds a message in windows of at most 128 word pieces (stride 64); two RBF-SVM
+heads score each window and a message's score is the max over its windows:
+
+* ``pos`` (risk-or-danger vs none) - at or above ``t_pos`` the stage says ``risk``;
+* ``danger`` (danger vs the rest) - at or above ``t_danger`` it says ``danger``.
+
+:meth:`LearnedStage.classify` returns a :class:`~safety.second_stage.Classification`
+and the caller merges it with :func:`safety.second_stage.combine` (``source="learned"``),
+so the raise-only rule lives in one place. The stage predicts **no categories**: a
+raised verdict keeps the lexicon's categories (often none), its signal is
+``learned.<severity>`` with an empty category, and the coach answers with the generic
+``help.risk`` / ``help.danger`` message, which fits every kind of disclosure.
+
+The heads and thresholds (``data/learned/``) are the ones the experiment in
+``bench/learned_stage/`` chose by grouped cross-validation at its pre-declared 2%
+false-positive budget; they were trained on this exact int8 encoder's output, which
+``python -m safety.learned_build`` builds (not committed: 23 MB) and checks against
+reference embeddings. Run time needs numpy, tokenizers and onnxruntime only.
+
+Very long texts are bounded: at most :data:`MAX_WINDOWS` windows are embedded - the
+first and last :data:`EDGE_WINDOWS` and evenly spaced ones between (a 4000-character
+message, the coach's limit, has about 15 windows and is embedded whole).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from safety.second_stage import Classification
+from safety.severity import Severity
+
+#: The heads and settings shipped with the package.
+DATA_DIR = Path(__file__).resolve().parent / "data" / "learned"
+#: Where ``python -m safety.learned_build`` puts the encoder unless told otherwise.
+DEFAULT_MODEL_DIR = Path(
+    os.environ.get("COACH_SAFETY_MODEL_DIR")
+    or Path(__file__).resolve().parent.parent / ".cache" / "safety-model"
+)
+ENCODER_FILE = "encoder_int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+SETTINGS_FILE = "settings.json"
+#: The pre-declared operating point of the experiment (2% out-of-fold false positives).
+OPERATING_POINT = "0.02"
+MAX_WINDOWS = 16
+EDGE_WINDOWS = 4
+SOURCE = "learned"
+
+Array = npt.NDArray[np.float32]
+
+
+class LearnedStageUnavailable(RuntimeError):
+    """The encoder, tokenizer, heads or settings are missing or unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class SvmHead:
+    """An RBF-SVM decision function in plain numpy: sum_i alpha_i exp(-gamma |x - sv_i|^2) + b."""
+
+    sv: Array
+    alpha: Array
+    b: float
+    gamma: float
+    sv_sq: Array
+
+    @classmethod
+    def load(cls, path: Path) -> SvmHead:
+        with np.load(path, allow_pickle=False) as d:
+            if str(d["kind"]) != "svc":
+                raise LearnedStageUnavailable(f"{path.name}: not an RBF-SVM head")
+            sv = np.ascontiguousarray(d["sv"], dtype=np.float32)
+            alpha = np.asarray(d["alpha"], dtype=np.float32)
+            b, gamma = float(d["b"]), float(d["gamma"])
+        return cls(sv, alpha, b, gamma, (sv**2).sum(1))
+
+    def __call__(self, x: Array) -> Array:
+        d2 = (x**2).sum(1)[:, None] + self.sv_sq[None] - 2.0 * x @ self.sv.T
+        out: Array = np.exp(-self.gamma * np.maximum(d2, 0.0)) @ self.alpha + self.b
+        return out
+
+
+def pick_windows(n: int, cap: int = MAX_WINDOWS, edge: int = EDGE_WINDOWS) -> list[int]:
+    """Indices of the windows to embed out of ``n``: all when ``n <= cap``, else the first
+    and last ``edge`` and ``cap - 2*edge`` evenly spaced between them."""
+    if n <= cap:
+        return list(range(n))
+    middle = cap - 2 * edge
+    inner = np.linspace(edge, n - edge - 1, middle + 2)[1:-1] if middle > 0 else np.array([])
+    picked = {*range(edge), *range(n - edge, n), *(round(float(i)) for i in inner)}
+    return sorted(picked)
+
+
+class Encoder:
+    """all-MiniLM-L6-v2 (int8 ONNX): word-piece windows in, L2-normalised embeddings out."""
+
+    def __init__(self, model_dir: Path, *, window: int, stride: int, max_windows: int = MAX_WINDOWS) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        tok.no_padding()
+        tok.no_truncation()
+        self.tok = tok
+        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        if cls_id is None or sep_id is None:
+            raise LearnedStageUnavailable("tokenizer.json has no [CLS]/[SEP]")
+        self.cls_id: int = cls_id
+        self.sep_id: int = sep_id
+        self.window, self.stride, self.max_windows = window, stride, max_windows
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(model_dir / ENCODER_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
+    def all_windows(self, text: str) -> list[list[int]]:
+        """Word-piece ids of ``text`` in overlapping windows, each with [CLS]/[SEP]."""
+        ids: list[int] = self.tok.encode(text, add_special_tokens=False).ids
+        n, step = self.window, max(1, self.stride)
+        cls_id, sep_id = self.cls_id, self.sep_id
+        if len(ids) <= n:
+            return [[cls_id, *ids, sep_id]]
+        out = []
+        start = 0
+        while True:
+            out.append([cls_id, *ids[start : start + n], sep_id])
+            if start + n >= len(ids):
+                return out
+            start += step
+
+    def windows(self, text: str) -> list[list[int]]:
+        """The windows actually embedded: at most ``max_windows`` (see :func:`pick_windows`)."""
+        every = self.all_windows(text)
+        return [every[i] for i in pick_windows(len(every), self.max_windows)]
+
+    def forward(self, batch: list[list[int]]) -> Array:
+        width = max(len(x) for x in batch)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.float32)
+        for i, x in enumerate(batch):
+            ids[i, : len(x)] = x
+            mask[i, : len(x)] = 1.0
+        feeds = {"input_ids": ids, "position_ids": np.arange(width, dtype=np.int64), "mask": mask}
+        out: Array = self.session.run(["emb"], feeds)[0]
+        return out
+
+    def embed(self, text: str) -> Array:
+        """One embedding per embedded window of ``text``, shape (windows, 384)."""
+        return self.forward(self.windows(text))
+
+
+class LearnedStage:
+    """``classify(text)``: ``risk`` / ``danger`` when a head's max window score passes its
+    threshold, else ``none``; never any categories. Thread-safe (onnxruntime sessions are)."""
+
+    def __init__(
+        self, encoder: Encoder, pos: SvmHead, danger: SvmHead, t_pos: float, t_danger: float
+    ) -> None:
+        self.encoder = encoder
+        self.pos = pos
+        self.danger = danger
+        self.t_pos = t_pos
+        self.t_danger = t_danger
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path | str = DEFAULT_MODEL_DIR,
+        *,
+        data_dir: Path = DATA_DIR,
+        max_windows: int = MAX_WINDOWS,
+    ) -> LearnedStage:
+        """Load the built encoder from ``model_dir`` and the heads from ``data_dir``; any
+        problem is a :class:`LearnedStageUnavailable` naming what is wrong."""
+        model_dir = Path(model_dir)
+        for name in (ENCODER_FILE, TOKENIZER_FILE):
+            if not (model_dir / name).is_file():
+                raise LearnedStageUnavailable(
+                    f"{model_dir / name} is missing: run `python -m safety.learned_build {model_dir}`"
+                )
+        try:
+            settings: dict[str, Any] = json.loads((data_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+            point = settings["operating_points"][OPERATING_POINT]
+            encoder = Encoder(
+                model_dir,
+                window=int(settings["window"]),
+                stride=int(settings["stride"]),
+                max_windows=max_windows,
+            )
+            pos = SvmHead.load(data_dir / settings["heads"]["pos"])
+            danger = SvmHead.load(data_dir / settings["heads"]["danger"])
+            return cls(encoder, pos, danger, float(point["t_pos"]), float(point["t_danger"]))
+        except LearnedStageUnavailable:
+            raise
+        except Exception as exc:
+            raise LearnedStageUnavailable(f"the learned stage could not load: {exc}") from exc
+
+    def scores(self, text: str) -> tuple[float, float]:
+        """(pos, danger): each head's highest score over the text's embedded windows."""
+        emb = self.encoder.embed(text)
+        return float(self.pos(emb).max()), float(self.danger(emb).max())
+
+    def severity_of(self, scores: tuple[float, float]) -> Severity:
+        if scores[1] >= self.t_danger:
+            return Severity.DANGER
+        if scores[0] >= self.t_pos:
+            return Severity.RISK
+        return Severity.NONE
+
+    def classify(self, text: str) -> Classification:
+        """The stage's severity for ``text``, with no categories (see the module doc)."""
+        return Classification(self.severity_of(self.scores(text)))
