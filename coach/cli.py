@@ -12,6 +12,18 @@ if TYPE_CHECKING:
     from safety import Classification
 
 
+def _freeze_heap() -> None:
+    """Once the app is up: collect, then move everything alive to the garbage collector's
+    permanent generation. A full collection of the startup heap (the app, templates, the
+    safety lexicon: ~150,000 objects) took about 100 ms, a stall every request waiting at
+    that moment paid (it set the open-loop p99); afterwards only newer objects are scanned.
+    Only in the serving process: tests build many apps in one process."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -20,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     app = create_app(settings)
+    app.on_startup.append(_freeze_heap)
     uvicorn.run(
         app,
         host=args.host or settings.host,
