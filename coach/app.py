@@ -36,11 +36,13 @@ from coach.catalog import Catalog, load_catalog
 from coach.classifier import ModelClassifier
 from coach.conversation import Coach
 from coach.events import EventHub
+from coach.learned import make_learned
 from coach.logs import configure
 from coach.model import CircuitBreaker, ModelClient, OpenAIClient, ResilientClient
 from coach.reviews import ReviewStore
 from coach.settings import Settings
 from coach.store import Store
+from safety.learned import DEFAULT_MODEL_DIR
 
 log = logging.getLogger("coach.app")
 
@@ -130,6 +132,9 @@ def create_app(
     )
     client = ResilientClient(model if model is not None else make_model(settings))
     classifier = make_classifier(settings, catalog, gate)
+    learned, learned_status = make_learned(
+        settings.safety_learned, settings.safety_model_dir or DEFAULT_MODEL_DIR
+    )
     coach = Coach(
         store=store,
         catalog=catalog,
@@ -138,6 +143,7 @@ def create_app(
         history_turns=settings.history_turns,
         gate=gate,
         classifier=classifier,
+        learned=learned,
     )
     hub = EventHub(store)
     clock = today or (lambda: dt.datetime.now(dt.UTC).date())
@@ -151,6 +157,8 @@ def create_app(
             await client.aclose()
             if classifier is not None:
                 await classifier.aclose()
+            if learned is not None:
+                learned.close()
             await redis.aclose()
 
     def const(value: Any) -> Provide:
@@ -193,6 +201,7 @@ def create_app(
             "catalog": const(catalog),
             "coach": const(coach),
             "model": const(client),
+            "safety_learned": const(learned_status),
             "gate": const(gate),
             "hub": const(hub),
             "today": const(clock),

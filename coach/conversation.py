@@ -119,6 +119,7 @@ class Coach:
         history_turns: int,
         gate: ApprovalGate,
         classifier: Classifier | None = None,
+        learned: Classifier | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -127,6 +128,7 @@ class Coach:
         self.history_turns = history_turns
         self.gate = gate
         self.classifier = classifier  # the optional second safety stage (None: off)
+        self.learned = learned  # the learned safety stage (None: off or unavailable)
 
     # -- sessions -------------------------------------------------------------------
     async def start_session(self, partner: Partner, couple: Couple, exercise: Exercise) -> Session:
@@ -164,24 +166,29 @@ class Coach:
             raise SafetyUnavailable("the safety check failed") from exc
 
     async def check_inbound(self, text: str, country: str) -> Verdict:
-        """The inbound verdict: the lexicon scan, then - when the second stage is on and the
-        lexicon found no risk or danger - the model classifier, which can only raise it.
-        A classifier failure leaves the lexicon verdict as it is."""
+        """The inbound verdict: the lexicon scan, then - while no stage has found risk or
+        danger - the learned stage (local, off the event loop) and the model classifier,
+        each when on; they can only raise it. A stage's failure leaves the verdict as it is."""
         verdict = self.scan_inbound(text, country)
-        if self.classifier is None or verdict.is_disclosure:
-            return verdict
-        combined = combine(verdict, await self.classifier.classify(text))
-        if combined.severity is not verdict.severity:
-            log.info(
-                "the safety classifier raised the verdict",
-                extra={
-                    "event": "safety_raised",
-                    "lexicon_severity": verdict.severity.value,
-                    "severity": combined.severity.value,
-                    "categories": list(combined.categories),
-                },
-            )
-        return combined
+        for source, stage in (("learned", self.learned), ("classifier", self.classifier)):
+            if stage is None or verdict.is_disclosure:
+                continue
+            combined = combine(verdict, await stage.classify(text), source=source)
+            if combined.severity is not verdict.severity:
+                log.info(
+                    "the learned safety stage raised the verdict"
+                    if source == "learned"
+                    else "the safety classifier raised the verdict",
+                    extra={
+                        "event": "safety_raised",
+                        "stage": source,
+                        "lexicon_severity": verdict.severity.value,
+                        "severity": combined.severity.value,
+                        "categories": list(combined.categories),
+                    },
+                )
+            verdict = combined
+        return verdict
 
     @staticmethod
     def scan_reply(text: str, *, after_disclosure: bool) -> Verdict | None:

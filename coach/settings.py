@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
-_FLAGS = frozenset({"allow_draft_templates", "safety_classifier"})
+_FLAGS = frozenset({"allow_draft_templates", "safety_classifier", "safety_learned"})
 
 # name -> (env var, help text). The order is the order of .env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -50,6 +50,15 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "model_max_connections": (
         "COACH_MODEL_MAX_CONNECTIONS",
         "Connection pool size towards the model API.",
+    ),
+    "safety_learned": (
+        "COACH_SAFETY_LEARNED",
+        "Learned safety stage: a local sentence-embedding model scores each message the lexicon did not "
+        "flag as risk or danger (a few ms of CPU; it can only raise severity). Needs `make model`.",
+    ),
+    "safety_model_dir": (
+        "COACH_SAFETY_MODEL_DIR",
+        "Folder of the learned stage's built encoder. Empty: .cache/safety-model beside the code.",
     ),
     "safety_classifier": (
         "COACH_SAFETY_CLASSIFIER",
@@ -112,6 +121,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     breaker_failures: int = 5
     breaker_reset: float = 30.0
     model_max_connections: int = 100
+    safety_learned: bool = True
+    safety_model_dir: Path | None = None
     safety_classifier: bool = False
     safety_classifier_timeout: float = 3.0
     prompts_dir: Path = ROOT / "prompts"

@@ -20,9 +20,11 @@ false-positive budget; they were trained on this exact int8 encoder's output, wh
 ``python -m safety.learned_build`` builds (not committed: 23 MB) and checks against
 reference embeddings. Run time needs numpy, tokenizers and onnxruntime only.
 
-Very long texts are bounded: at most :data:`MAX_WINDOWS` windows are embedded - the
-first and last :data:`EDGE_WINDOWS` and evenly spaced ones between (a 4000-character
-message, the coach's limit, has about 15 windows and is embedded whole).
+Texts under :data:`MIN_WORDS` words are not scored (``none``): the heads never saw
+such short texts and fire on replies like "I don't know". Very long texts are bounded:
+at most :data:`MAX_WINDOWS` windows are embedded - the first and last
+:data:`EDGE_WINDOWS` and evenly spaced ones between (a 4000-character message, the
+coach's limit, has about 15 windows and is embedded whole).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ SETTINGS_FILE = "settings.json"
 OPERATING_POINT = "0.02"
 MAX_WINDOWS = 16
 EDGE_WINDOWS = 4
+#: Texts with fewer words are not scored: every training text had at least this many
+#: words (the shortest ``none`` ones had 5), and on shorter replies - "I don't know",
+#: "My mum", "Nothing really" - the heads are outside what they learned and fire
+#: (``risk``). Short disclosures ("he choked me") are the lexicon's to catch.
+MIN_WORDS = 5
 SOURCE = "learned"
 
 Array = npt.NDArray[np.float32]
@@ -218,5 +225,8 @@ class LearnedStage:
         return Severity.NONE
 
     def classify(self, text: str) -> Classification:
-        """The stage's severity for ``text``, with no categories (see the module doc)."""
+        """The stage's severity for ``text``, with no categories (see the module doc);
+        ``none`` without scoring for a text under :data:`MIN_WORDS` words."""
+        if len(text.split()) < MIN_WORDS:
+            return Classification(Severity.NONE)
         return Classification(self.severity_of(self.scores(text)))

@@ -20,7 +20,11 @@ async def healthz() -> Health:
 
 
 @get("/readyz", tags=["health"], summary="Readiness: the store answers", responses=problem_responses())
-async def readyz(store: NamedDependency[Store], model: NamedDependency[ResilientClient]) -> Response[Any]:
+async def readyz(
+    store: NamedDependency[Store],
+    model: NamedDependency[ResilientClient],
+    safety_learned: NamedDependency[str],
+) -> Response[Any]:
     try:
         await asyncio.wait_for(store.ping(), 2.0)
     except Exception:
@@ -40,5 +44,6 @@ async def readyz(store: NamedDependency[Store], model: NamedDependency[Resilient
             store="ok",
             model=model.name,
             breaker=breaker.state if breaker is not None else None,
+            safety_learned=safety_learned,
         )
     )

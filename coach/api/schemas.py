@@ -192,3 +192,6 @@ class Health(msgspec.Struct):
     store: str | None = None
     model: str | None = None
     breaker: str | None = None
+    #: The learned safety stage: "on", "off" (COACH_SAFETY_LEARNED=false) or "unavailable"
+    #: (it failed to load: only the lexicon scans; see the error log).
+    safety_learned: str | None = None

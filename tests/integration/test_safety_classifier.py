@@ -64,6 +64,7 @@ def logged_text(records: list[logging.LogRecord]) -> str:
 
 def app_with_classifier(make_app: AppFactory, **overrides: Any) -> Any:
     settings: dict[str, Any] = {
+        "safety_learned": False,  # these tests are about the model stage; the learned one would catch
         "safety_classifier": True,
         "safety_classifier_timeout": 1.0,
         "model_base_url": UPSTREAM,
@@ -210,7 +211,8 @@ async def test_without_the_setting_or_a_model_api_no_classifier_is_asked(
     classifier, coach = Script(), Script("Thanks for sharing your rose.")
     with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=Upstream(classifier, coach))
-        async with AsyncTestClient(app=make_app(model=upstream_client(), **overrides)) as client:
+        app = make_app(model=upstream_client(), safety_learned=False, **overrides)  # it catches this one
+        async with AsyncTestClient(app=app) as client:
             c = await new_couple(client)
             sid = await start(client, c)
             r = await client.post(

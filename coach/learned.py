@@ -1,0 +1,72 @@
+"""The learned safety stage in the service: ``safety.learned`` behind the classifier protocol.
+
+On by default (``COACH_SAFETY_LEARNED``). For each inbound message the lexicon did not
+already find at risk or danger, ``Coach.check_inbound`` asks this stage first (a few ms
+of CPU, local) and then, if still no disclosure and it is on, the model classifier.
+
+The stage runs in its own small thread pool, never on the event loop; a failure while
+classifying is logged (without the text) and returns ``None`` - the lexicon verdict
+stands. If the stage cannot load at startup (encoder not built, bad files), the app logs
+an error and runs on the lexicon alone; ``/readyz`` reports ``safety_learned:
+"unavailable"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+from safety import Classification
+from safety.learned import LearnedStage, LearnedStageUnavailable
+
+log = logging.getLogger("coach.safety")
+
+#: Threads classifying at once: each uses one onnxruntime thread, so this bounds the CPU.
+WORKERS = 2
+
+LearnedStatus = Literal["on", "off", "unavailable"]
+
+
+@functools.cache
+def load_stage(model_dir: Path) -> LearnedStage:
+    """One loaded stage per folder per process (it is read-only and thread-safe)."""
+    return LearnedStage.load(model_dir)
+
+
+class LearnedClassifier:
+    """``classify(text)``: the learned stage's classification, or ``None`` on any failure."""
+
+    def __init__(self, stage: LearnedStage, *, workers: int = WORKERS) -> None:
+        self.stage = stage
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safety-learned")
+
+    async def classify(self, text: str) -> Classification | None:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self.stage.classify, text)
+        except Exception:
+            log.exception("the learned safety stage failed; the lexicon verdict stands")
+            return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_learned(enabled: bool, model_dir: Path) -> tuple[LearnedClassifier | None, LearnedStatus]:
+    """The stage when on and loadable; a load failure is logged and leaves the lexicon alone."""
+    if not enabled:
+        return None, "off"
+    try:
+        stage = load_stage(Path(model_dir).resolve())
+    except LearnedStageUnavailable as exc:
+        log.error(
+            "the learned safety stage is unavailable; only the lexicon scans (%s)",
+            exc,
+            extra={"event": "safety_learned_unavailable"},
+        )
+        return None, "unavailable"
+    return LearnedClassifier(stage), "on"

@@ -1,0 +1,115 @@
+"""The learned safety stage through the HTTP API: a message only it catches becomes a private
+disclosure (help to its author, nothing for the other partner, no model call); with
+``COACH_SAFETY_LEARNED`` off the same message goes to the model; a stage that cannot load
+leaves the lexicon alone and ``/readyz`` says so. Needs `make model`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import respx
+from litestar.testing import AsyncTestClient
+
+from coach.learned import make_learned
+from safety import scan
+from tests.conftest import UPSTREAM, AppFactory, Script, new_couple, upstream_client
+from tests.integration.test_safety_classifier import coach_logs, logged_text
+
+COMPLETIONS = f"{UPSTREAM}/chat/completions"
+# The lexicon finds nothing here (checked below); the learned stage says risk.
+PILLS = "He counts the pills in the cabinet so I can't take them all at once again."
+
+
+def test_the_example_is_missed_by_the_lexicon() -> None:
+    assert scan(PILLS).severity.value == "none"
+
+
+async def _post(app: Any, text: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    async with AsyncTestClient(app=app) as client:
+        c = await new_couple(client, country="GB")
+        sid = (
+            await client.post("/v1/sessions", json={"exercise_id": "rose-bud-thorn"}, headers=c["a"])
+        ).json()["session_id"]
+        url = f"/v1/sessions/{sid}/messages"
+        r = await client.post(url, json={"text": text}, headers=c["a"])
+        assert r.status_code == 201, r.text
+        mine = (await client.get(url, headers=c["a"])).json()["messages"]
+        theirs = (await client.get(url, headers=c["b"])).json()["messages"]
+        ready = (await client.get("/readyz")).json()
+    return {**r.json(), "ready": ready}, mine, theirs
+
+
+async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    coach = Script()  # raises if the model is asked anything
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        app = make_app(model=upstream_client(), safety_learned=True)
+        with coach_logs() as records:
+            body, mine, theirs = await _post(app, PILLS)
+    assert coach.requests == []  # no model call at all
+    assert body["ready"]["safety_learned"] == "on"
+    reply = body["reply"]
+    assert body["message"]["private"] is True and reply["private"] is True
+    assert reply["safety"]["severity"] == "risk"
+    assert reply["safety"]["categories"] == []  # the stage names none: the generic help message
+    assert reply["template"]["id"] == "help.risk"
+    assert reply["safety"]["resources"]  # help lines for GB
+    assert body["session"]["status"] == "paused"
+    assert PILLS in [m["text"] for m in mine]
+    assert PILLS not in [m["text"] for m in theirs]
+    assert [m["kind"] for m in theirs] == ["notice"]
+    raised = [rec for rec in records if getattr(rec, "event", None) == "safety_raised"]
+    assert [(rec.stage, rec.lexicon_severity, rec.severity) for rec in raised] == [
+        ("learned", "none", "risk")
+    ]
+    assert "pills" not in logged_text(records)
+
+
+async def test_with_the_setting_off_the_same_message_goes_to_the_model(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    coach = Script("Thanks for telling me.")
+    with respx.mock(using="coach") as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=False), PILLS)
+    assert len(coach.requests) == 1
+    assert body["ready"]["safety_learned"] == "off"
+    assert body["message"]["safety"]["severity"] == "none"
+    assert body["reply"]["text"] == "Thanks for telling me." and body["reply"]["private"] is False
+    assert PILLS in [m["text"] for m in theirs]
+
+
+async def test_a_stage_that_cannot_load_leaves_the_lexicon_and_readyz_says_so(
+    make_app: AppFactory, redis_client: Any, tmp_path: Path
+) -> None:
+    coach = Script("Thanks for telling me.")
+    with respx.mock(using="coach") as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        app = make_app(model=upstream_client(), safety_learned=True, safety_model_dir=tmp_path)
+        body, _mine, _theirs = await _post(app, PILLS)
+    assert body["ready"]["status"] == "ready" and body["ready"]["safety_learned"] == "unavailable"
+    assert body["message"]["safety"]["severity"] == "none" and len(coach.requests) == 1
+    with coach_logs() as records:  # building an app resets the handlers: log the load again
+        assert make_learned(True, tmp_path) == (None, "unavailable")
+    [record] = [rec for rec in records if getattr(rec, "event", None) == "safety_learned_unavailable"]
+    assert record.levelno == logging.ERROR and "learned_build" in record.getMessage()
+
+
+async def test_a_rewrite_request_only_the_learned_stage_flags_gets_help_not_a_rewrite(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    coach = Script()  # raises if the model is asked anything
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        async with AsyncTestClient(app=make_app(model=upstream_client(), safety_learned=True)) as client:
+            c = await new_couple(client)
+            r = await client.post("/v1/rewrite", json={"text": PILLS}, headers=c["a"])
+            assert r.status_code == 200, r.text
+            body = r.json()
+    assert body["rewrite"] is None and body["help"]
+    assert body["safety"]["severity"] == "risk"
+    assert coach.requests == []

@@ -1,0 +1,147 @@
+"""The learned stage (safety/learned.py): raises what the lexicon misses, never lowers,
+leaves everyday text and figures of speech alone, bounded cost on very long text.
+
+Needs the built encoder (`make model`, which `make test` runs first); loaded once per session.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from safety import Classification, Severity, combine, scan
+from safety.learned import (
+    DATA_DIR,
+    DEFAULT_MODEL_DIR,
+    EDGE_WINDOWS,
+    MAX_WINDOWS,
+    MIN_WORDS,
+    OPERATING_POINT,
+    LearnedStage,
+    LearnedStageUnavailable,
+    pick_windows,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+# First-hand disclosures the lexicon does not flag (written for these tests, not from any case file).
+PILLS = "He counts the pills in the cabinet so I can't take them all at once again."  # -> risk
+FOUND_ME = "I tried to leave once and he found me at my mum's within a day."  # -> danger
+EVERYDAY = [
+    "I would love it if we planned a date night on Friday.",
+    "Can we talk about how we split the chores? I feel a bit tired lately.",
+    "I felt hurt when you forgot our anniversary, and I'd like us to talk about it.",
+    "We had a blast at the party on Saturday.",
+]
+FIGURES_OF_SPEECH = [
+    "You're killing me with these puns.",
+    "I could murder a pizza right now.",
+    "This traffic is going to be the death of me.",
+    "My boss is a slave driver this week, I'm exhausted.",
+]
+# Short replies to an exercise's question: the heads alone would say risk on all of these.
+SHORT_REPLIES = ["Nothing really", "I don't know", "Can't think of anything", "My mum", "Seeing my sister"]
+LEXICON_DANGER = [
+    "He strangled me until I passed out.",
+    "She threw a plate at my head and I needed stitches.",  # the stage alone says none
+    "He sits on my chest until I can't get air and then laughs.",  # the stage alone says risk
+]
+
+
+@pytest.fixture(scope="session")
+def stage() -> LearnedStage:
+    try:
+        return LearnedStage.load(DEFAULT_MODEL_DIR)
+    except LearnedStageUnavailable as exc:
+        pytest.fail(f"{exc} (`make model` builds it)")
+
+
+def test_raises_a_first_hand_disclosure_the_lexicon_misses(stage: LearnedStage) -> None:
+    lexicon = scan(PILLS)
+    assert lexicon.severity is Severity.NONE
+    got = combine(lexicon, stage.classify(PILLS), source="learned")
+    assert got.severity is Severity.RISK and got.is_disclosure
+    # no categories invented: the coach answers with the generic help.risk message
+    assert got.categories == ()
+    assert [(s.id, s.category, s.start, s.end) for s in got.signals] == [("learned.risk", "", 0, 0)]
+    assert got.policy_version == lexicon.policy_version
+
+
+def test_raises_to_danger_when_the_danger_head_fires(stage: LearnedStage) -> None:
+    lexicon = scan(FOUND_ME)
+    assert not lexicon.is_disclosure
+    assert combine(lexicon, stage.classify(FOUND_ME), source="learned").severity is Severity.DANGER
+
+
+@pytest.mark.parametrize("text", LEXICON_DANGER)
+def test_never_lowers_a_lexicon_danger(stage: LearnedStage, text: str) -> None:
+    lexicon = scan(text)
+    assert lexicon.severity is Severity.DANGER
+    assert combine(lexicon, stage.classify(text), source="learned") == lexicon
+    for severity in Severity:
+        assert combine(lexicon, Classification(severity), source="learned").severity is Severity.DANGER
+
+
+@pytest.mark.parametrize("text", EVERYDAY + FIGURES_OF_SPEECH)
+def test_everyday_messages_and_figures_of_speech_stay_none(stage: LearnedStage, text: str) -> None:
+    assert stage.classify(text) == Classification(Severity.NONE)
+    lexicon = scan(text)
+    assert combine(lexicon, stage.classify(text), source="learned") == lexicon
+
+
+@pytest.mark.parametrize("text", SHORT_REPLIES)
+def test_short_replies_are_not_scored(stage: LearnedStage, text: str) -> None:
+    assert len(text.split()) < MIN_WORDS
+    assert stage.severity_of(stage.scores(text)) is Severity.RISK  # why the floor is there
+    assert stage.classify(text) == Classification(Severity.NONE)
+
+
+def test_the_encoder_runs_on_one_thread(stage: LearnedStage) -> None:
+    options = stage.encoder.session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+
+
+def test_windows_of_a_20000_character_text_are_bounded(stage: LearnedStage) -> None:
+    filler = "We went to the market on Saturday and bought apples, bread and cheese, then walked home. "
+    text = (filler * 300)[:20000]
+    every = stage.encoder.all_windows(text)
+    used = stage.encoder.windows(text)
+    assert len(every) > 3 * MAX_WINDOWS
+    assert len(used) == MAX_WINDOWS
+    assert used[:EDGE_WINDOWS] == every[:EDGE_WINDOWS] and used[-EDGE_WINDOWS:] == every[-EDGE_WINDOWS:]
+    assert all(len(w) <= stage.encoder.window + 2 for w in used)
+    assert stage.classify(text).severity is Severity.NONE
+
+
+def test_pick_windows() -> None:
+    assert pick_windows(1) == [0]
+    assert pick_windows(MAX_WINDOWS) == list(range(MAX_WINDOWS))
+    picked = pick_windows(100)
+    assert len(picked) == MAX_WINDOWS == len(set(picked)) and picked == sorted(picked)
+    assert picked[:EDGE_WINDOWS] == [0, 1, 2, 3] and picked[-EDGE_WINDOWS:] == [96, 97, 98, 99]
+    gaps = np.diff(picked[EDGE_WINDOWS - 1 : -EDGE_WINDOWS + 1])
+    assert gaps.max() - gaps.min() <= 1  # evenly spaced between the edges
+
+
+def test_the_built_encoder_matches_the_reference_embeddings(stage: LearnedStage) -> None:
+    ref = json.loads((DATA_DIR / "reference.json").read_text(encoding="utf-8"))
+    enc = stage.encoder
+    got = np.vstack([enc.forward([enc.windows(s)[0]]) for s in ref["sentences"]])
+    assert np.abs(got - np.asarray(ref["embeddings"])).max() < 2e-3
+    scores = [stage.scores(s) for s in ref["sentences"]]
+    assert np.allclose(scores, ref["scores"], atol=1e-3)
+
+
+def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: LearnedStage) -> None:
+    chosen = json.loads((ROOT / "bench/learned_stage/int8w_settings.json").read_text())["svc"]
+    point = chosen["operating_points"][OPERATING_POINT]
+    assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
+    assert (stage.t_pos, stage.t_danger) == (point["t_pos"], point["t_danger"])
+    assert stage.encoder.stride == chosen["stride"] == 64
+
+
+def test_a_missing_encoder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LearnedStageUnavailable, match="learned_build"):
+        LearnedStage.load(tmp_path)
