@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import msgspec
@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import ServerSentEventMessage, Stream
 from litestar.status_codes import HTTP_201_CREATED
 
 from coach.api.idempotency import Claim, Replay, claim, idempotent
@@ -25,6 +25,7 @@ from coach.api.schemas import (
     SessionOut,
     StartSession,
 )
+from coach.api.sse import event_stream
 from coach.api.views import can_see, message_out, safety_out, session_out
 from coach.catalog import Catalog
 from coach.conversation import (
@@ -112,7 +113,7 @@ def replay_stream(replay: Replay) -> Response[Any]:
     """A retried streamed turn: the stored result, replayed as the same kind of stream."""
     body = msgspec.json.decode(replay.body)
 
-    async def events() -> AsyncIterator[ServerSentEventMessage]:
+    async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
         yield ServerSentEventMessage(
             data=msgspec.json.encode(body["message"]).decode(), event="message", id=1
         )
@@ -121,7 +122,7 @@ def replay_stream(replay: Replay) -> Response[Any]:
         )
         yield ServerSentEventMessage(data=msgspec.json.encode(body).decode(), event="done", id=3)
 
-    return ServerSentEvent(
+    return event_stream(
         events(),
         status_code=replay.status,
         headers={"Cache-Control": "no-store", "Idempotent-Replayed": "true"},
@@ -291,7 +292,7 @@ class SessionController(Controller):
                 raise turn_problem(exc) from None
             raise
 
-        async def events() -> AsyncIterator[ServerSentEventMessage]:
+        async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
             n = 0
 
             def event(kind: str, payload: Any) -> ServerSentEventMessage:
@@ -337,11 +338,7 @@ class SessionController(Controller):
                 if found is not None and not finished:
                     await found.abandon()
 
-        return ServerSentEvent(
-            events(),
-            status_code=HTTP_201_CREATED,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(events(), status_code=HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     @get(
         "/{session_id:str}/messages",
@@ -372,6 +369,8 @@ class SessionController(Controller):
     @get(
         "/{session_id:str}/events",
         summary="Live: messages and coach replies (SSE)",
+        media_type="text/event-stream",
+        response_description="Server-sent events: each turn this partner may see, as it is stored",
         responses=problem_responses(401, 404),
     )
     async def live(
@@ -387,11 +386,11 @@ class SessionController(Controller):
             str | None,
             HeaderParameter(name="Last-Event-ID", required=False, pattern=r"^\d{1,20}(-\d{1,20})?$"),
         ] = None,
-    ) -> ServerSentEvent:
+    ) -> Stream:
         session = await session_for(store, session_id, partner)
         start = last_event_id or await store.last_event_id(session.id)
 
-        async def events() -> AsyncIterator[ServerSentEventMessage]:
+        async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
             names = await names_of(store, couple)
             yield ServerSentEventMessage(comment="connected", retry=2000)
             async with hub.subscribe(session.id, start) as listener:
@@ -410,7 +409,7 @@ class SessionController(Controller):
                         data=msgspec.json.encode(view).decode(), event=turn.kind, id=event_id
                     )
 
-        return ServerSentEvent(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return event_stream(events(), headers={"Cache-Control": "no-store"})
 
 
 __all__ = ["MessageOut", "SessionController"]
