@@ -123,7 +123,8 @@ class EventHub:
 
 async def next_event(listener: _Listener, wait_seconds: float) -> Event | None:
     try:
-        return await asyncio.wait_for(listener.queue.get(), wait_seconds)
+        async with asyncio.timeout(wait_seconds):  # not wait_for: a task per call on 3.11
+            return await listener.queue.get()
     except TimeoutError:
         return None
 
@@ -150,7 +151,8 @@ async def with_heartbeats(source: AsyncIterator[T], every: float) -> AsyncIterat
     try:
         while True:
             try:
-                kind, value = await asyncio.wait_for(queue.get(), every)
+                async with asyncio.timeout(every):
+                    kind, value = await queue.get()
             except TimeoutError:
                 yield None
                 continue
