@@ -33,7 +33,7 @@ from coach.model import (
 from coach.records import COACH, Couple, Partner, SafetyInfo, Session, TemplateRef, Turn
 from coach.sentences import SentenceBuffer
 from coach.store import Receipt, ReplyCount, Store, new_id
-from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, combine, scan
+from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, combine, scan, stage_applies
 
 log = logging.getLogger("coach.turn")
 
@@ -166,12 +166,13 @@ class Coach:
             raise SafetyUnavailable("the safety check failed") from exc
 
     async def check_inbound(self, text: str, country: str) -> Verdict:
-        """The inbound verdict: the lexicon scan, then - while no stage has found risk or
-        danger - the learned stage (local, off the event loop) and the model classifier,
-        each when on; they can only raise it. A stage's failure leaves the verdict as it is."""
+        """The inbound verdict: the lexicon scan, then the learned stage (local, off the
+        event loop; unless the verdict is already danger) and the model classifier (while
+        no disclosure was found), each when on (``stage_applies``); they can only raise it.
+        A stage's failure leaves the verdict as it is."""
         verdict = self.scan_inbound(text, country)
         for source, stage in (("learned", self.learned), ("classifier", self.classifier)):
-            if stage is None or verdict.is_disclosure:
+            if stage is None or not stage_applies(verdict, source):
                 continue
             combined = combine(verdict, await stage.classify(text), source=source)
             if combined.severity is not verdict.severity:

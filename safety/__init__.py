@@ -17,6 +17,7 @@ from safety.second_stage import (
     InvalidClassification,
     combine,
     parse_classification,
+    stage_applies,
 )
 from safety.severity import Severity, max_severity
 from safety.verdict import ScanContext, Signal, Verdict
@@ -40,4 +41,5 @@ __all__ = [
     "resources_for",
     "scan",
     "scan_reply",
+    "stage_applies",
 ]

@@ -39,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the local learned stage (embeddings + SVM heads; needs `make model`)",
     )
-    ev.add_argument("--model-dir", help="the learned stage's encoder folder (default: COACH_SAFETY_MODEL_DIR "
-                    "or .cache/safety-model)")
+    ev.add_argument(
+        "--model-dir",
+        help="the learned stage's encoder folder (default: COACH_SAFETY_MODEL_DIR or .cache/safety-model)",
+    )
     sc = sub.add_parser("scan", help="scan one text and print the verdict as JSON")
     sc.add_argument("text")
     sub.add_parser("version", help="print the policy version")
@@ -68,9 +70,9 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
             from safety.learned import DEFAULT_MODEL_DIR, LearnedStage
 
             stage = LearnedStage.load(args.model_dir or DEFAULT_MODEL_DIR)
-            texts = list(dict.fromkeys(c.text for c in cases if needs_second_stage(c.text)))
-            classifications = {text: stage.classify(text) for text in texts}
             name = "learned stage"
+            texts = list(dict.fromkeys(c.text for c in cases if needs_second_stage(c.text, name)))
+            classifications = {text: stage.classify(text) for text in texts}
         elif args.classifier:
             if classify is None:
                 raise ValueError(

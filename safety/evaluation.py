@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from safety.engine import scan
-from safety.second_stage import Classification, combine
+from safety.second_stage import Classification, combine, stage_applies
 from safety.severity import Severity
 
 SEVERITIES = ("none", "concern", "risk", "danger")
@@ -114,9 +114,9 @@ def _source(second_stage_name: str) -> str:
     return "learned" if second_stage_name == "learned stage" else "classifier"
 
 
-def needs_second_stage(text: str) -> bool:
-    """Whether the coach would ask the classifier about ``text`` (the lexicon found no disclosure)."""
-    return not scan(text).is_disclosure
+def needs_second_stage(text: str, second_stage_name: str = "model classifier") -> bool:
+    """Whether the coach would ask that second stage about ``text`` (``stage_applies``)."""
+    return stage_applies(scan(text), _source(second_stage_name))
 
 
 def evaluate(
@@ -140,7 +140,7 @@ def evaluate(
         t0 = time.perf_counter_ns()
         verdict = scan(case.text)
         times.append((time.perf_counter_ns() - t0) / 1000.0)
-        if classifications is not None and not verdict.is_disclosure:
+        if classifications is not None and stage_applies(verdict, _source(second_stage_name)):
             verdict = combine(verdict, classifications.get(case.text), source=_source(second_stage_name))
         version = verdict.policy_version
         exp, got = case.expected, verdict.severity

@@ -72,6 +72,15 @@ def parse_classification(answer: str) -> Classification:
     return Classification(raw.severity, tuple(sorted(set(raw.categories))))
 
 
+def stage_applies(verdict: Verdict, source: str) -> bool:
+    """Whether a second stage is asked about a message, given the verdict so far: the model
+    classifier while no disclosure was found; the learned stage unless the verdict is
+    already danger (its danger head can raise a risk to danger, and emergency help first)."""
+    if source == "learned":
+        return verdict.severity is not Severity.DANGER
+    return not verdict.is_disclosure
+
+
 def combine(first: Verdict, second: Classification | None, *, source: str = "classifier") -> Verdict:
     """The first-stage verdict, raised (never lowered) by the classification.
 

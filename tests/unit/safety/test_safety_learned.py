@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from safety import Classification, Severity, combine, scan
+from safety import Classification, Severity, combine, scan, stage_applies
 from safety.learned import (
     DATA_DIR,
     DEFAULT_MODEL_DIR,
@@ -145,3 +145,15 @@ def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: Lear
 def test_a_missing_encoder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LearnedStageUnavailable, match="learned_build"):
         LearnedStage.load(tmp_path)
+
+
+def test_which_stages_are_asked_given_the_verdict_so_far() -> None:
+    """The learned stage may still raise a lexicon risk to danger (emergency help first);
+    the model classifier is asked only while no disclosure was found."""
+    none, risk = scan("We planned the weekend together."), scan("He slapped me last week.")
+    assert none.severity is Severity.NONE and risk.severity is Severity.RISK
+    danger = scan(LEXICON_DANGER[0])
+    assert stage_applies(none, "learned") and stage_applies(none, "classifier")
+    assert stage_applies(risk, "learned") and not stage_applies(risk, "classifier")
+    assert not stage_applies(danger, "learned") and not stage_applies(danger, "classifier")
+    assert combine(risk, Classification(Severity.DANGER), source="learned").severity is Severity.DANGER
