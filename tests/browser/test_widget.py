@@ -186,6 +186,7 @@ async def test_every_exercise_opens_with_its_step_indicator(open_partner: Open, 
     page = await widget(await open_partner(server.url + "/"))
     await start_couple(page)
     await page.get_by_role("button", name="Choose an exercise").click()
+    await expect(page.locator("button.pick").first).to_be_visible()
     titles = await page.locator("button.pick strong").all_inner_texts()
     assert len(titles) >= 10
     for title in titles:
