@@ -99,3 +99,11 @@ def test_training_sets_hold_their_totals(train_report: Report) -> None:
     assert train_report.recall_risk_or_danger >= 0.97, _misses(train_report, "missed")
     assert train_report.recall_danger >= 0.95, _misses(train_report, "under_danger")
     assert train_report.false_positive_rate <= 0.03, _misses(train_report, "false_alarm")
+
+
+def test_everyday_exercise_messages_do_not_raise_the_alarm() -> None:
+    """Ordinary exercise traffic ("a bit invisible since the baby came") stays below risk:
+    every false alarm pauses a couple's exercise."""
+    report = evaluate(load_cases(REPO / "tests/safety_cases/everyday.jsonl"))
+    assert report.negatives >= 300 and report.positives == 0
+    assert report.false_positive_rate <= 0.01, _misses(report, "false_alarm")
