@@ -1,8 +1,9 @@
 """The learned safety stage in the service: ``safety.learned`` behind the classifier protocol.
 
 On by default (``COACH_SAFETY_LEARNED``). For each inbound message the lexicon did not
-already find at risk or danger, ``Coach.check_inbound`` asks this stage first (a few ms
-of CPU, local) and then, if still no disclosure and it is on, the model classifier.
+already find at danger (``safety.stage_applies``), ``Coach.check_inbound`` asks this stage
+first (a few ms of CPU, local) and then, if still no disclosure and it is on, the model
+classifier.
 
 The stage runs in its own small thread pool, never on the event loop; a failure while
 classifying is logged (without the text) and returns ``None`` - the lexicon verdict
