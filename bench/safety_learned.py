@@ -6,8 +6,14 @@ too). Messages are everyday couple talk (``bench/safety_scan.py``'s ``EVERYDAY``
 300 / 1000 / 3000 / 4000 (the coach's limit) / 20000 characters; 20000 shows the window
 cap (:data:`safety.learned.MAX_WINDOWS`). Also the load time and the RSS it adds.
 
+``idle_gaps`` is what a server sees: the bench's 75-character message classified 100
+times with 20 ms of idle between calls, process CPU (every thread) per call, with numpy's
+BLAS at one thread (what ``LearnedStage.load`` sets) and at one per core (numpy's
+default, whose idle threads spin after each call).
+
 Run: ``taskset -c 1 .venv/bin/python bench/safety_learned.py`` (writes
-bench/results/safety_learned.json). Needs ``make model``. Not a test.
+bench/results/safety_learned.json); the ``idle_gaps`` rows need both cores, so run it
+without ``taskset`` for them. Needs ``make model``. Not a test.
 """
 
 from __future__ import annotations
@@ -31,6 +37,27 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def idle_gaps(stage: object, calls: int = 100, gap_s: float = 0.02) -> dict[str, float]:
+    """CPU per classify of a short message with ``gap_s`` idle between calls, for one
+    BLAS thread and for one per core."""
+    from threadpoolctl import threadpool_limits
+
+    from bench.load import TEXT
+    from safety.learned import LearnedStage
+
+    assert isinstance(stage, LearnedStage)
+    out = {}
+    for label, limit in (("blas_1_thread", 1), (f"blas_{os.cpu_count()}_threads", os.cpu_count())):
+        with threadpool_limits(limits=limit, user_api="blas"):
+            stage.classify(TEXT)
+            c = time.process_time()
+            for _ in range(calls):
+                stage.classify(TEXT)
+                time.sleep(gap_s)
+            out[f"{label}_cpu_ms_per_call"] = round((time.process_time() - c) * 1000 / calls, 2)
+    return out
 
 
 def main() -> None:
@@ -69,6 +96,7 @@ def main() -> None:
             "runs": runs,
         }
     out["per_message"] = rows
+    out["idle_gaps"] = idle_gaps(stage)
     text = json.dumps(out, indent=1)
     print(text)
     results = ROOT / "bench" / "results"

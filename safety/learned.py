@@ -18,7 +18,11 @@ The heads and thresholds (``data/learned/``) are the ones the experiment in
 ``bench/learned_stage/`` chose by grouped cross-validation at its pre-declared 2%
 false-positive budget; they were trained on this exact int8 encoder's output, which
 ``python -m safety.learned_build`` builds (not committed: 23 MB) and checks against
-reference embeddings. Run time needs numpy, tokenizers and onnxruntime only.
+reference embeddings. Run time needs numpy, tokenizers, onnxruntime and threadpoolctl.
+
+Loading the stage limits numpy's BLAS (OpenBLAS) to one thread for the whole process:
+the heads' products are small, and OpenBLAS's extra threads spin after every call - in
+the coach that burned 15-40 ms of CPU per turn (``bench/safety_learned.py --idle``).
 
 Texts under :data:`MIN_WORDS` words are not scored (``none``): the heads never saw
 such short texts and fire on replies like "I don't know". Very long texts are bounded:
@@ -37,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from safety.second_stage import Classification
 from safety.severity import Severity
@@ -195,6 +200,8 @@ class LearnedStage:
                 raise LearnedStageUnavailable(
                     f"{model_dir / name} is missing: run `python -m safety.learned_build {model_dir}`"
                 )
+        # one BLAS thread: the heads' products are small and idle OpenBLAS threads spin
+        threadpool_limits(limits=1, user_api="blas")
         try:
             settings: dict[str, Any] = json.loads((data_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
             point = settings["operating_points"][OPERATING_POINT]

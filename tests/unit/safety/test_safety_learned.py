@@ -157,3 +157,13 @@ def test_which_stages_are_asked_given_the_verdict_so_far() -> None:
     assert stage_applies(risk, "learned") and not stage_applies(risk, "classifier")
     assert not stage_applies(danger, "learned") and not stage_applies(danger, "classifier")
     assert combine(risk, Classification(Severity.DANGER), source="learned").severity is Severity.DANGER
+
+
+def test_loading_the_stage_keeps_numpy_blas_to_one_thread(stage: LearnedStage) -> None:
+    """OpenBLAS's extra threads spin after every call: with them the coach spent 15-40 ms
+    of CPU per turn on a 4 ms classification (bench/safety_learned.py, idle_gaps)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas, "numpy has no BLAS threadpool threadpoolctl can see"
+    assert all(p["num_threads"] == 1 for p in blas), blas
