@@ -22,7 +22,7 @@ reference embeddings. Run time needs numpy, tokenizers, onnxruntime and threadpo
 
 Loading the stage limits numpy's BLAS (OpenBLAS) to one thread for the whole process:
 the heads' products are small, and OpenBLAS's extra threads spin after every call - in
-the coach that burned 15-40 ms of CPU per turn (``bench/safety_learned.py --idle``).
+the coach that burned 15-40 ms of CPU per turn (``idle_gaps`` in ``bench/safety_learned.py``).
 
 Texts under :data:`MIN_WORDS` words are not scored (``none``): the heads never saw
 such short texts and fire on replies like "I don't know". Very long texts are bounded:
