@@ -25,11 +25,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.safety_scan import EVERYDAY, make_text  # noqa: E402
+
+if TYPE_CHECKING:
+    from safety.learned import LearnedStage
 
 
 def rss_mb() -> float:
@@ -39,15 +43,13 @@ def rss_mb() -> float:
     return 0.0
 
 
-def idle_gaps(stage: object, calls: int = 100, gap_s: float = 0.02) -> dict[str, float]:
+def idle_gaps(stage: LearnedStage, calls: int = 100, gap_s: float = 0.02) -> dict[str, float]:
     """CPU per classify of a short message with ``gap_s`` idle between calls, for one
     BLAS thread and for one per core."""
     from threadpoolctl import threadpool_limits
 
     from bench.load import TEXT
-    from safety.learned import LearnedStage
 
-    assert isinstance(stage, LearnedStage)
     out = {}
     for label, limit in (("blas_1_thread", 1), (f"blas_{os.cpu_count()}_threads", os.cpu_count())):
         with threadpool_limits(limits=limit, user_api="blas"):
