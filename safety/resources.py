@@ -5,6 +5,8 @@ Ordering rules of :func:`resources_for`:
 1. at ``danger`` the emergency number comes first;
 2. ``self_harm`` puts the crisis line (and crisis text/chat) next;
 3. abuse categories add the domestic-abuse line (and its text/chat);
+   a verdict with no category (a learned stage names none) gets the domestic-abuse
+   line and then the crisis line, since it may be either;
 4. ``harm_to_others`` or ``for_author_of_harm`` add the "worried about your own
    behaviour" line where one exists, plus the crisis line;
 5. lines listed for one of the categories (``for:`` in the data) follow;
@@ -158,6 +160,8 @@ def resources_for(
         add("domestic_abuse")
         add("text", only_for=set(ABUSE_CATEGORIES))
         add("chat", only_for=set(ABUSE_CATEGORIES))
+    if not cats:
+        add("crisis", only_for={"self_harm"})
     add_related()
     if not any(r.kind in ("crisis", "domestic_abuse", "perpetrator") for r in out):
         add("crisis", only_for=set())

@@ -46,6 +46,16 @@ def test_abuse_gets_the_domestic_abuse_line() -> None:
     assert res[-1].kind == "emergency"  # last at risk: "if you are in danger now"
 
 
+@pytest.mark.parametrize("code", countries())
+@pytest.mark.parametrize("severity", [Severity.RISK, Severity.DANGER])
+def test_a_verdict_without_category_gets_both_the_abuse_and_the_crisis_line(code: str, severity: Severity) -> None:
+    # the learned stage raises without naming a category: the disclosure may be abuse or
+    # a suicide plan ("driving to the cliffs tonight, sorry for everything")
+    kinds = [r.kind for r in resources_for(code, severity, [])]
+    assert "domestic_abuse" in kinds and "crisis" in kinds
+    assert kinds.index("domestic_abuse") < kinds.index("crisis")
+
+
 def test_author_of_harm_gets_the_perpetrator_line() -> None:
     res = resources_for("GB", Severity.RISK, ["harm_to_others"])
     assert res[0].kind == "perpetrator" and res[0].phone == "0808 802 4040"
