@@ -1,9 +1,17 @@
 """A self-harm head for the learned stage, chosen by grouped CV on the training sets only.
 
-usage: category.py fit            -> writes safety/data/learned/head_self_harm.npz and the
-                                     head's entry in safety/data/learned/settings.json
+usage: category.py fit            -> writes head_int8w_svc_self_harm.npz and
+                                     category_settings.json (here)
        category.py eval FILE...   -> per file: how the combined verdicts' self_harm tags
-                                     compare with the expected categories
+                                     would compare with the expected categories
+
+Result (2026-12-03): NOT ADOPTED. Pre-registered (commit b522284) and scored once on
+holdout, holdout2, holdout3 and everyday: of the self-harm disclosures the lexicon left
+untagged, the head tagged 7 of 11, but it also tagged 21 other raised disclosures and
+all 3 of the learned stage's everyday false alarms (which would then read "it sounds like
+you are in a lot of pain"). Limited after the fact to texts the lexicon named no category
+for: 6 right, 13 wrong. The service instead shows an uncategorised verdict both the
+abuse and the crisis line (safety/resources.py). Figures: bench/learned_stage/README.md.
 
 Why: the learned stage raises a verdict without naming a category, so a suicide plan
 that only it catches got the generic help message ("What you describe is not okay ...")
@@ -35,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from safety import scan  # noqa: E402
-from safety.learned import DATA_DIR, SETTINGS_FILE, LearnedStage  # noqa: E402
+from safety.learned import LearnedStage, SvmHead  # noqa: E402
 
 TRAIN = [
     REPO / "tests/safety_cases/dev_cases.jsonl",
@@ -48,7 +56,9 @@ CACHE = Path("/tmp/ls_category_train.pkl")
 GRID = [(C, cw) for C in (1.0, 3.0, 10.0) for cw in (None, "balanced")]
 OTHER_POSITIVES_BUDGET = 0.05
 CATEGORY = "self_harm"
-HEAD_FILE = "head_self_harm.npz"
+HERE = Path(__file__).resolve().parent
+HEAD_FILE = HERE / "head_int8w_svc_self_harm.npz"
+SETTINGS = HERE / "category_settings.json"
 
 
 def load(path: Path) -> list[dict]:
@@ -127,17 +137,14 @@ def main_fit() -> None:
     )
     clf = fit(rows, list(range(len(rows))), best["C"], best["class_weight"])
     np.savez(
-        DATA_DIR / HEAD_FILE,
+        HEAD_FILE,
         kind="svc",
         sv=clf.support_vectors_.astype(np.float32),
         alpha=clf.dual_coef_[0].astype(np.float32),
         b=np.float32(clf.intercept_[0]),
         gamma=np.float32(clf._gamma),
     )
-    path = DATA_DIR / SETTINGS_FILE
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    settings["category_heads"] = {CATEGORY: dict(file=HEAD_FILE, **report)}
-    path.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    SETTINGS.write_text(json.dumps(dict(file=HEAD_FILE.name, **report), indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in report.items() if k != "cv_grid"}, indent=1))
 
 
@@ -145,9 +152,18 @@ def main_eval(files: list[str]) -> None:
     """Among the texts the combined verdict calls risk or danger: how many expected-self_harm
     ones carry the self_harm category, and how many others carry it wrongly, split by who
     found it (lexicon vs learned stage)."""
-    from safety.second_stage import combine, stage_applies
+    from safety.second_stage import Classification, combine, stage_applies
+    from safety.severity import Severity
 
     stage = LearnedStage.load()
+    head, t = SvmHead.load(HEAD_FILE), float(json.loads(SETTINGS.read_text())["threshold"])
+
+    def classify(text: str) -> Classification:
+        c = stage.classify(text)
+        if c.severity is Severity.NONE or float(head(stage.encoder.embed(text)).max()) < t:
+            return c
+        return Classification(c.severity, (CATEGORY,))
+
     for f in files:
         counts = dict(
             self_harm_cases_raised=0,
@@ -159,11 +175,7 @@ def main_eval(files: list[str]) -> None:
         )
         for r in load(Path(f)):
             lex = scan(r["text"])
-            v = (
-                combine(lex, stage.classify(r["text"]), source="learned")
-                if stage_applies(lex, "learned")
-                else lex
-            )
+            v = combine(lex, classify(r["text"]), source="learned") if stage_applies(lex, "learned") else lex
             if v.severity.rank < 2:
                 continue
             expected = CATEGORY in r.get("categories", [])
