@@ -157,6 +157,18 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """utime+stime of ``pid``'s main thread alone (the coach's event loop; the learned
+    stage's pool and other helper threads are the rest of :func:`cpu_seconds`)."""
+    try:
+        for t in psutil.Process(pid).threads():
+            if t.id == pid:
+                return float(t.user_time + t.system_time)
+    except psutil.Error:
+        pass
+    return 0.0
+
+
 def rss_bytes(pid: int) -> int:
     try:
         p = psutil.Process(pid)
@@ -200,10 +212,12 @@ class Load:
         assert self.proc.stdin is not None
         cmds = redis_commands(self.redis_port) if self.redis_port else None
         before = {k: cpu_seconds(pid) for k, pid in self.watch.items()}
+        loop_before = {k: main_thread_cpu_seconds(pid) for k, pid in self.watch.items()}
         self.proc.stdin.write(b"go\n")
         self.proc.stdin.flush()
         result = self._line()
         after = {k: cpu_seconds(pid) for k, pid in self.watch.items()}
+        loop_after = {k: main_thread_cpu_seconds(pid) for k, pid in self.watch.items()}
         if cmds is not None and self.redis_port:
             done = redis_commands(self.redis_port)
             if done is not None:
@@ -213,6 +227,9 @@ class Load:
         n = max(1, int(result.get("n") or 0))
         result["server_cpu_s"] = {k: after[k] - before[k] for k in self.watch}
         result["server_cpu_ms_per_req"] = {k: (after[k] - before[k]) * 1000 / n for k in self.watch}
+        result["server_main_thread_cpu_ms_per_req"] = {
+            k: (loop_after[k] - loop_before[k]) * 1000 / n for k in self.watch
+        }
         result["server_core_fraction"] = {
             k: (after[k] - before[k]) / result["elapsed"] if result.get("elapsed") else 0.0
             for k in self.watch
@@ -660,6 +677,7 @@ def row_of(path: str, stream: bool, c: int, r: dict[str, Any], cpu_key: str) -> 
         concurrency=c,
         loadavg_1m=os.getloadavg()[0],
         cpu_ms_per_req=r.get("server_cpu_ms_per_req", {}).get(cpu_key),
+        main_thread_cpu_ms_per_req=r.get("server_main_thread_cpu_ms_per_req", {}).get(cpu_key),
     )
     return r
 
@@ -695,7 +713,8 @@ def sweep(
                 f"{path:8} {'stream' if stream else 'json':6} c={c:<3} n={r['n']:<5} "
                 f"{r['throughput']:7.1f}/s p50 {fmt(lat(r, 'latency', 'p50'))} p99 "
                 f"{fmt(lat(r, 'latency', 'p99'))} ms cpu/req "
-                f"{fmt(rows[-1]['cpu_ms_per_req'], 2)} ms client "
+                f"{fmt(rows[-1]['cpu_ms_per_req'], 2)} ms (main thread "
+                f"{fmt(rows[-1]['main_thread_cpu_ms_per_req'], 2)}) client "
                 f"{r['client_core_fraction'] * 100:.0f}% errors {r['errors'] or 0}"
                 + (
                     f" redis cmds/req {r['redis_cmds_per_req']:.1f}"
