@@ -100,6 +100,45 @@ class SvmHead:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class SharedSvmHeads:
+    """RBF-SVM heads with one gamma, scored together over the union of their support
+    vectors: one kernel row per window serves every head (a head's weight is 0 on the
+    others' vectors). The pos and danger heads share 941 of their 3,077 vectors, so this
+    reads a third less memory than two :class:`SvmHead` calls, and it is one numpy
+    pass instead of two (each numpy call is a chance to wait for the GIL in the server)."""
+
+    sv: Array
+    sv_sq: Array
+    alpha: Array  # (vectors, heads)
+    b: Array  # (heads,)
+    gamma: float
+
+    @classmethod
+    def of(cls, *heads: SvmHead) -> SharedSvmHeads:
+        if len({h.gamma for h in heads}) != 1:
+            raise LearnedStageUnavailable("heads with different gammas cannot share their support vectors")
+        index: dict[bytes, int] = {}
+        rows: list[Array] = []
+        for head in heads:
+            for v in head.sv:
+                if index.setdefault(v.tobytes(), len(rows)) == len(rows):
+                    rows.append(v)
+        sv = np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+        alpha = np.zeros((len(rows), len(heads)), dtype=np.float32)
+        for k, head in enumerate(heads):
+            for v, a in zip(head.sv, head.alpha, strict=True):
+                alpha[index[v.tobytes()], k] += a
+        b = np.array([h.b for h in heads], dtype=np.float32)
+        return cls(sv, (sv**2).sum(1), alpha, b, heads[0].gamma)
+
+    def __call__(self, x: Array) -> Array:
+        """Scores, shape (windows, heads)."""
+        d2 = (x**2).sum(1)[:, None] + self.sv_sq[None] - 2.0 * x @ self.sv.T
+        out: Array = np.exp(-self.gamma * np.maximum(d2, 0.0)) @ self.alpha + self.b
+        return out
+
+
 def pick_windows(n: int, cap: int = MAX_WINDOWS, edge: int = EDGE_WINDOWS) -> list[int]:
     """Indices of the windows to embed out of ``n``: all when ``n <= cap``, else the first
     and last ``edge`` and ``cap - 2*edge`` evenly spaced between them."""
@@ -181,6 +220,7 @@ class LearnedStage:
         self.encoder = encoder
         self.pos = pos
         self.danger = danger
+        self.heads = SharedSvmHeads.of(pos, danger)
         self.t_pos = t_pos
         self.t_danger = t_danger
 
@@ -222,7 +262,8 @@ class LearnedStage:
     def scores(self, text: str) -> tuple[float, float]:
         """(pos, danger): each head's highest score over the text's embedded windows."""
         emb = self.encoder.embed(text)
-        return float(self.pos(emb).max()), float(self.danger(emb).max())
+        top = self.heads(emb).max(0)
+        return float(top[0]), float(top[1])
 
     def severity_of(self, scores: tuple[float, float]) -> Severity:
         if scores[1] >= self.t_danger:

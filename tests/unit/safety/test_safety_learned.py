@@ -22,6 +22,8 @@ from safety.learned import (
     OPERATING_POINT,
     LearnedStage,
     LearnedStageUnavailable,
+    SharedSvmHeads,
+    SvmHead,
     pick_windows,
 )
 
@@ -140,6 +142,20 @@ def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: Lear
     assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
     assert (stage.t_pos, stage.t_danger) == (point["t_pos"], point["t_danger"])
     assert stage.encoder.stride == chosen["stride"] == 64
+
+
+def test_the_heads_scored_together_agree_with_each_head_alone(stage: LearnedStage) -> None:
+    """One kernel row over the union of both heads' support vectors (less memory to read
+    per message) gives each head's own decision function."""
+    texts = [PILLS, FOUND_ME, *EVERYDAY, *FIGURES_OF_SPEECH]
+    emb = np.vstack([stage.encoder.embed(t) for t in texts])
+    together = stage.heads(emb)
+    assert len(stage.heads.sv) < len(stage.pos.sv) + len(stage.danger.sv)
+    assert np.abs(together[:, 0] - stage.pos(emb)).max() < 1e-3
+    assert np.abs(together[:, 1] - stage.danger(emb)).max() < 1e-3
+    other = SvmHead(stage.pos.sv, stage.pos.alpha, stage.pos.b, stage.pos.gamma * 2, stage.pos.sv_sq)
+    with pytest.raises(LearnedStageUnavailable, match="gamma"):
+        SharedSvmHeads.of(stage.danger, other)
 
 
 def test_a_missing_encoder_is_a_clear_error(tmp_path: Path) -> None:
