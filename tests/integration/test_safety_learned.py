@@ -19,11 +19,11 @@ from tests.integration.test_safety_classifier import coach_logs, logged_text
 
 COMPLETIONS = f"{UPSTREAM}/chat/completions"
 # The lexicon finds nothing here (checked below); the learned stage says risk.
-PILLS = "He counts the pills in the cabinet so I can't take them all at once again."
+ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easier that way."
 
 
 def test_the_example_is_missed_by_the_lexicon() -> None:
-    assert scan(PILLS).severity.value == "none"
+    assert scan(ISOLATED).severity.value == "none"
 
 
 async def _post(app: Any, text: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -49,7 +49,7 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
         mock.post(COMPLETIONS).mock(side_effect=coach)
         app = make_app(model=upstream_client(), safety_learned=True)
         with coach_logs() as records:
-            body, mine, theirs = await _post(app, PILLS)
+            body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
     assert body["ready"]["safety_learned"] == "on"
     reply = body["reply"]
@@ -57,10 +57,12 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
     assert reply["safety"]["severity"] == "risk"
     assert reply["safety"]["categories"] == []  # the stage names none: the generic help message
     assert reply["template"]["id"] == "help.risk"
-    assert reply["safety"]["resources"]  # help lines for GB
+    # help lines for GB: with no category, both the abuse line and the crisis line
+    kinds = [r["kind"] for r in reply["safety"]["resources"]]
+    assert "domestic_abuse" in kinds and "crisis" in kinds
     assert body["session"]["status"] == "paused"
-    assert PILLS in [m["text"] for m in mine]
-    assert PILLS not in [m["text"] for m in theirs]
+    assert ISOLATED in [m["text"] for m in mine]
+    assert ISOLATED not in [m["text"] for m in theirs]
     assert [m["kind"] for m in theirs] == ["notice"]
     raised = [rec for rec in records if getattr(rec, "event", None) == "safety_raised"]
     assert [(rec.stage, rec.lexicon_severity, rec.severity) for rec in raised] == [
@@ -75,12 +77,12 @@ async def test_with_the_setting_off_the_same_message_goes_to_the_model(
     coach = Script("Thanks for telling me.")
     with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
-        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=False), PILLS)
+        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=False), ISOLATED)
     assert len(coach.requests) == 1
     assert body["ready"]["safety_learned"] == "off"
     assert body["message"]["safety"]["severity"] == "none"
     assert body["reply"]["text"] == "Thanks for telling me." and body["reply"]["private"] is False
-    assert PILLS in [m["text"] for m in theirs]
+    assert ISOLATED in [m["text"] for m in theirs]
 
 
 async def test_a_stage_that_cannot_load_leaves_the_lexicon_and_readyz_says_so(
@@ -90,7 +92,7 @@ async def test_a_stage_that_cannot_load_leaves_the_lexicon_and_readyz_says_so(
     with respx.mock(using="coach") as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
         app = make_app(model=upstream_client(), safety_learned=True, safety_model_dir=tmp_path)
-        body, _mine, _theirs = await _post(app, PILLS)
+        body, _mine, _theirs = await _post(app, ISOLATED)
     assert body["ready"]["status"] == "ready" and body["ready"]["safety_learned"] == "unavailable"
     assert body["message"]["safety"]["severity"] == "none" and len(coach.requests) == 1
     with coach_logs() as records:  # building an app resets the handlers: log the load again
@@ -107,7 +109,7 @@ async def test_a_rewrite_request_only_the_learned_stage_flags_gets_help_not_a_re
         mock.post(COMPLETIONS).mock(side_effect=coach)
         async with AsyncTestClient(app=make_app(model=upstream_client(), safety_learned=True)) as client:
             c = await new_couple(client)
-            r = await client.post("/v1/rewrite", json={"text": PILLS}, headers=c["a"])
+            r = await client.post("/v1/rewrite", json={"text": ISOLATED}, headers=c["a"])
             assert r.status_code == 200, r.text
             body = r.json()
     assert body["rewrite"] is None and body["help"]

@@ -29,7 +29,7 @@ from safety.learned import (
 
 ROOT = Path(__file__).resolve().parents[3]
 # First-hand disclosures the lexicon does not flag (written for these tests, not from any case file).
-PILLS = "He counts the pills in the cabinet so I can't take them all at once again."  # -> risk
+ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easier that way."  # -> risk
 FOUND_ME = "I tried to leave once and he found me at my mum's within a day."  # -> danger
 EVERYDAY = [
     "I would love it if we planned a date night on Friday.",
@@ -61,9 +61,9 @@ def stage() -> LearnedStage:
 
 
 def test_raises_a_first_hand_disclosure_the_lexicon_misses(stage: LearnedStage) -> None:
-    lexicon = scan(PILLS)
+    lexicon = scan(ISOLATED)
     assert lexicon.severity is Severity.NONE
-    got = combine(lexicon, stage.classify(PILLS), source="learned")
+    got = combine(lexicon, stage.classify(ISOLATED), source="learned")
     assert got.severity is Severity.RISK and got.is_disclosure
     # no categories invented: the coach answers with the generic help.risk message
     assert got.categories == ()
@@ -137,7 +137,7 @@ def test_the_built_encoder_matches_the_reference_embeddings(stage: LearnedStage)
 
 
 def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: LearnedStage) -> None:
-    chosen = json.loads((ROOT / "bench/learned_stage/int8w_settings.json").read_text())["svc"]
+    chosen = json.loads((ROOT / "bench/learned_stage/dec03/int8w_settings.json").read_text())["svc"]
     point = chosen["operating_points"][OPERATING_POINT]
     assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
     assert (stage.t_pos, stage.t_danger) == (point["t_pos"], point["t_danger"])
@@ -147,7 +147,7 @@ def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: Lear
 def test_the_heads_scored_together_agree_with_each_head_alone(stage: LearnedStage) -> None:
     """One kernel row over the union of both heads' support vectors (less memory to read
     per message) gives each head's own decision function."""
-    texts = [PILLS, FOUND_ME, *EVERYDAY, *FIGURES_OF_SPEECH]
+    texts = [ISOLATED, FOUND_ME, *EVERYDAY, *FIGURES_OF_SPEECH]
     emb = np.vstack([stage.encoder.embed(t) for t in texts])
     together = stage.heads(emb)
     assert len(stage.heads.sv) < len(stage.pos.sv) + len(stage.danger.sv)
