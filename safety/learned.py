@@ -104,7 +104,7 @@ class SvmHead:
 class SharedSvmHeads:
     """RBF-SVM heads with one gamma, scored together over the union of their support
     vectors: one kernel row per window serves every head (a head's weight is 0 on the
-    others' vectors). The pos and danger heads share 941 of their 3,077 vectors, so this
+    others' vectors). The pos and danger heads share 1,203 of their 3,917 vectors, so this
     reads a third less memory than two :class:`SvmHead` calls, and it is one numpy
     pass instead of two (each numpy call is a chance to wait for the GIL in the server)."""
 
