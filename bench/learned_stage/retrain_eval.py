@@ -2,6 +2,10 @@
 the lexicon as it is, scored once on the given sets with ``safety.evaluation.evaluate``
 (the figures ``coach safety eval --learned`` prints). Aggregates only.
 
+Run once, before the adoption; since then ``safety/data/learned/`` holds the retrained
+heads, so "old" and "new" are the same heads when it is run today (``results.json`` is
+the record of that one run).
+
 usage: retrain_eval.py FILE...   -> one JSON line per file; writes dec03/results.json
 """
 
