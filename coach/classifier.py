@@ -32,6 +32,10 @@ MAX_TOKENS = 120
 
 
 class Classifier(Protocol):
+    #: Added to the policy version of a verdict this stage answered for, so a stamp says
+    #: which second stage (and which version of it) judged the message too.
+    stamp: str
+
     async def classify(self, text: str) -> Classification | None: ...
 
 
@@ -52,6 +56,7 @@ class ModelClassifier:
         self.timeout = timeout
         self.template = catalog.classifier
         self.instructions = catalog.render(self.template, {})
+        self.stamp = f"classifier.{self.template.id}@{self.template.version}"
 
     @property
     def servable(self) -> bool:

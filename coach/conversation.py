@@ -169,12 +169,17 @@ class Coach:
         """The inbound verdict: the lexicon scan, then the learned stage (local, off the
         event loop; unless the verdict is already danger) and the model classifier (while
         no disclosure was found), each when on (``stage_applies``); they can only raise it.
-        A stage's failure leaves the verdict as it is."""
+        A stage's failure leaves the verdict as it is. Each stage that answered adds its
+        ``stamp`` to the verdict's policy version (``<lexicon>+learned.<heads>``)."""
         verdict = self.scan_inbound(text, country)
         for source, stage in (("learned", self.learned), ("classifier", self.classifier)):
             if stage is None or not stage_applies(verdict, source):
                 continue
-            combined = combine(verdict, await stage.classify(text), source=source)
+            answer = await stage.classify(text)
+            combined = combine(verdict, answer, source=source)
+            if answer is not None:
+                stamped = f"{combined.policy_version}+{stage.stamp}"
+                combined = msgspec.structs.replace(combined, policy_version=stamped)
             if combined.severity is not verdict.severity:
                 log.info(
                     "the learned safety stage raised the verdict"

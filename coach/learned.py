@@ -43,6 +43,7 @@ class LearnedClassifier:
 
     def __init__(self, stage: LearnedStage, *, workers: int = WORKERS) -> None:
         self.stage = stage
+        self.stamp = f"learned.{stage.version}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safety-learned")
 
     async def classify(self, text: str) -> Classification | None:

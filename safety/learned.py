@@ -33,6 +33,7 @@ coach's limit, has about 15 windows and is embedded whole).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -215,12 +216,20 @@ class LearnedStage:
     threshold, else ``none``; never any categories. Thread-safe (onnxruntime sessions are)."""
 
     def __init__(
-        self, encoder: Encoder, pos: SvmHead, danger: SvmHead, t_pos: float, t_danger: float
+        self,
+        encoder: Encoder,
+        pos: SvmHead,
+        danger: SvmHead,
+        t_pos: float,
+        t_danger: float,
+        version: str = "unversioned",
     ) -> None:
         self.encoder = encoder
         self.pos = pos
         self.danger = danger
         self.heads = SharedSvmHeads.of(pos, danger)
+        #: which heads and thresholds judged: a digest of settings.json and the head files
+        self.version = version
         self.t_pos = t_pos
         self.t_danger = t_danger
 
@@ -251,9 +260,13 @@ class LearnedStage:
                 stride=int(settings["stride"]),
                 max_windows=max_windows,
             )
-            pos = SvmHead.load(data_dir / settings["heads"]["pos"])
-            danger = SvmHead.load(data_dir / settings["heads"]["danger"])
-            return cls(encoder, pos, danger, float(point["t_pos"]), float(point["t_danger"]))
+            files = [SETTINGS_FILE, settings["heads"]["pos"], settings["heads"]["danger"]]
+            pos = SvmHead.load(data_dir / files[1])
+            danger = SvmHead.load(data_dir / files[2])
+            digest = hashlib.sha256(b"".join((data_dir / f).read_bytes() for f in files)).hexdigest()
+            return cls(
+                encoder, pos, danger, float(point["t_pos"]), float(point["t_danger"]), version=digest[:10]
+            )
         except LearnedStageUnavailable:
             raise
         except Exception as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import respx
 from litestar.testing import AsyncTestClient
 
+from safety import POLICY_VERSION
 from tests.conftest import UPSTREAM, AppFactory, Script, new_couple, upstream_client
 
 COMPLETIONS = f"{UPSTREAM}/chat/completions"
@@ -108,6 +110,8 @@ async def test_the_classifier_makes_a_missed_threat_a_private_disclosure(
                 assert "threats" in reply["safety"]["categories"]
                 assert reply["template"]["id"].startswith("help.")
                 assert reply["safety"]["resources"][0]["phone"] == "999"
+                stamp = reply["safety"]["policy_version"]
+                assert re.fullmatch(re.escape(POLICY_VERSION) + r"\+classifier\.[\w.]+@[0-9a-f]+", stamp)
                 assert body["session"]["status"] == "paused"
                 theirs = (await client.get(url, headers=c["b"])).json()["messages"]
                 assert VEILED_THREAT not in [m["text"] for m in theirs]
@@ -190,6 +194,7 @@ async def test_a_failing_classifier_leaves_the_lexicon_verdict_and_the_turn_comp
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["message"]["safety"]["severity"] == "none"
+    assert body["message"]["safety"]["policy_version"] == POLICY_VERSION  # no answer, no stamp
     assert body["reply"]["text"] == "Thanks for sharing your rose."
     assert body["reply"]["model"] == "test-model" and body["reply"]["fallback"] is False
     assert len(classifier.requests) >= 1 and len(coach.requests) == 1

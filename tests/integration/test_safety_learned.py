@@ -6,6 +6,7 @@ leaves the lexicon alone and ``/readyz`` says so. Needs `make model`."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import respx
 from litestar.testing import AsyncTestClient
 
 from coach.learned import make_learned
-from safety import scan
+from safety import POLICY_VERSION, scan
 from tests.conftest import UPSTREAM, AppFactory, Script, new_couple, upstream_client
 from tests.integration.test_safety_classifier import coach_logs, logged_text
 
@@ -68,7 +69,10 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
     assert [(rec.stage, rec.lexicon_severity, rec.severity) for rec in raised] == [
         ("learned", "none", "risk")
     ]
-    assert "pills" not in logged_text(records)
+    assert "friends are trouble" not in logged_text(records)
+    # the stamp names the heads that judged it, after the lexicon's policy version
+    stamp = reply["safety"]["policy_version"]
+    assert re.fullmatch(re.escape(POLICY_VERSION) + r"\+learned\.[0-9a-f]{10}", stamp)
 
 
 async def test_with_the_setting_off_the_same_message_goes_to_the_model(
@@ -81,6 +85,7 @@ async def test_with_the_setting_off_the_same_message_goes_to_the_model(
     assert len(coach.requests) == 1
     assert body["ready"]["safety_learned"] == "off"
     assert body["message"]["safety"]["severity"] == "none"
+    assert body["message"]["safety"]["policy_version"] == POLICY_VERSION  # the lexicon alone judged
     assert body["reply"]["text"] == "Thanks for telling me." and body["reply"]["private"] is False
     assert ISOLATED in [m["text"] for m in theirs]
 

@@ -48,7 +48,9 @@ def test_abuse_gets_the_domestic_abuse_line() -> None:
 
 @pytest.mark.parametrize("code", countries())
 @pytest.mark.parametrize("severity", [Severity.RISK, Severity.DANGER])
-def test_a_verdict_without_category_gets_both_the_abuse_and_the_crisis_line(code: str, severity: Severity) -> None:
+def test_a_verdict_without_category_gets_both_the_abuse_and_the_crisis_line(
+    code: str, severity: Severity
+) -> None:
     # the learned stage raises without naming a category: the disclosure may be abuse or
     # a suicide plan ("driving to the cliffs tonight, sorry for everything")
     kinds = [r.kind for r in resources_for(code, severity, [])]
