@@ -150,7 +150,7 @@ def test_the_heads_scored_together_agree_with_each_head_alone(stage: LearnedStag
     texts = [ISOLATED, FOUND_ME, *EVERYDAY, *FIGURES_OF_SPEECH]
     emb = np.vstack([stage.encoder.embed(t) for t in texts])
     together = stage.heads(emb)
-    assert len(stage.heads.sv) < len(stage.pos.sv) + len(stage.danger.sv)
+    assert stage.heads.sv_t.shape[1] < len(stage.pos.sv) + len(stage.danger.sv)
     assert np.abs(together[:, 0] - stage.pos(emb)).max() < 1e-3
     assert np.abs(together[:, 1] - stage.danger(emb)).max() < 1e-3
     other = SvmHead(stage.pos.sv, stage.pos.alpha, stage.pos.b, stage.pos.gamma * 2, stage.pos.sv_sq)
