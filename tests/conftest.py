@@ -109,8 +109,8 @@ def settings(**overrides: Any) -> Settings:
         "turn_deadline": 5.0,
         "rate_limit_per_minute": 0,
         "ip_rate_limit_per_minute": 0,
-        # The learned safety stage (on in production) raises ~1.5% of everyday messages and
-        # 5 of 52 bland ones, e.g. "Here is my answer for Close." -> danger; tests of other things must not
+        # The learned safety stage (on in production) raises 2 of 52 bland messages, e.g.
+        # "Here is my answer for How it went." -> danger; tests of other things must not
         # depend on a model's borderline scores. Its own tests turn it on.
         "safety_learned": False,
     }

@@ -1,12 +1,13 @@
-"""Step 3 of RETRAIN.md: the shipped heads and the retrained ones (``dec03/``), each with
-the lexicon as it is, scored once on the given sets with ``safety.evaluation.evaluate``
-(the figures ``coach safety eval --learned`` prints). Aggregates only.
+"""Step 3 of RETRAIN.md: the shipped heads ("old") and a retrained set ("new", a folder
+written by cv.py: ``dec03/`` for round one, ``exercises/`` for round two), each with the
+lexicon as it is, scored once on the given sets with ``safety.evaluation.evaluate`` (the
+figures ``coach safety eval --learned`` prints). Aggregates only.
 
-Run once, before the adoption; since then ``safety/data/learned/`` holds the retrained
-heads, so "old" and "new" are the same heads when it is run today (``results.json`` is
-the record of that one run).
+Each round is run once, before its adoption decision (``<folder>/results.json`` is the
+record of that run); after an adoption ``safety/data/learned/`` holds the new heads, so
+"old" and "new" then coincide.
 
-usage: retrain_eval.py FILE...   -> one JSON line per file; writes dec03/results.json
+usage: retrain_eval.py FOLDER FILE...   -> one JSON line per file; writes FOLDER/results.json
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from safety.evaluation import evaluate, load_cases  # noqa: E402
 from safety.learned import DATA_DIR, LearnedStage  # noqa: E402
 
 
-def dec03_data_dir(tmp: Path) -> Path:
-    """The retrained heads in the service's layout (settings.json, head_pos/danger.npz)."""
-    cv = json.loads((HERE / "dec03/int8w_settings.json").read_text(encoding="utf-8"))["svc"]
-    shutil.copy(HERE / "dec03/head_int8w_svc_pos.npz", tmp / "head_pos.npz")
-    shutil.copy(HERE / "dec03/head_int8w_svc_danger.npz", tmp / "head_danger.npz")
+def service_layout(folder: Path, tmp: Path) -> Path:
+    """cv.py's heads in ``folder`` in the service's layout (settings.json, head_pos/danger.npz)."""
+    cv = json.loads((folder / "int8w_settings.json").read_text(encoding="utf-8"))["svc"]
+    shutil.copy(folder / "head_int8w_svc_pos.npz", tmp / "head_pos.npz")
+    shutil.copy(folder / "head_int8w_svc_danger.npz", tmp / "head_danger.npz")
     settings = dict(
         window=cv["window"],
         stride=cv["stride"],
@@ -56,18 +57,19 @@ def figures(stage: LearnedStage | None, path: str) -> dict[str, float]:
 
 
 def main() -> None:
+    folder = HERE / sys.argv[1]
     out = []
     with tempfile.TemporaryDirectory() as d:
         stages = {
             "lexicon": None,
             "old": LearnedStage.load(data_dir=DATA_DIR),
-            "new": LearnedStage.load(data_dir=dec03_data_dir(Path(d))),
+            "new": LearnedStage.load(data_dir=service_layout(folder, Path(d))),
         }
-        for f in sys.argv[1:]:
+        for f in sys.argv[2:]:
             row = {"file": Path(f).name, **{k: figures(s, f) for k, s in stages.items()}}
             print(json.dumps(row), flush=True)
             out.append(row)
-    (HERE / "dec03/results.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    (folder / "results.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -96,8 +96,13 @@ def test_everyday_messages_and_figures_of_speech_stay_none(stage: LearnedStage, 
 @pytest.mark.parametrize("text", SHORT_REPLIES)
 def test_short_replies_are_not_scored(stage: LearnedStage, text: str) -> None:
     assert len(text.split()) < MIN_WORDS
-    assert stage.severity_of(stage.scores(text)) is Severity.RISK  # why the floor is there
     assert stage.classify(text) == Classification(Severity.NONE)
+
+
+def test_the_heads_alone_would_raise_a_short_reply(stage: LearnedStage) -> None:
+    """Why the floor is there: the heads never saw texts this short (the first heads raised
+    all five replies above; those retrained with exercise answers still raise this one)."""
+    assert stage.severity_of(stage.scores("I don't know")) is Severity.RISK
 
 
 def test_the_encoder_runs_on_one_thread(stage: LearnedStage) -> None:
@@ -137,7 +142,7 @@ def test_the_built_encoder_matches_the_reference_embeddings(stage: LearnedStage)
 
 
 def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: LearnedStage) -> None:
-    chosen = json.loads((ROOT / "bench/learned_stage/dec03/int8w_settings.json").read_text())["svc"]
+    chosen = json.loads((ROOT / "bench/learned_stage/exercises/int8w_settings.json").read_text())["svc"]
     point = chosen["operating_points"][OPERATING_POINT]
     assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
     assert (stage.t_pos, stage.t_danger) == (point["t_pos"], point["t_danger"])
