@@ -227,16 +227,14 @@ class LearnedStage:
     def __init__(
         self,
         encoder: Encoder,
-        pos: SvmHead,
-        danger: SvmHead,
+        heads: SharedSvmHeads,
         t_pos: float,
         t_danger: float,
         version: str = "unversioned",
     ) -> None:
         self.encoder = encoder
-        self.pos = pos
-        self.danger = danger
-        self.heads = SharedSvmHeads.of(pos, danger)
+        #: the pos and danger heads, scored together (columns 0 and 1)
+        self.heads = heads
         #: which heads and thresholds judged: a digest of settings.json and the head files
         self.version = version
         self.t_pos = t_pos
@@ -269,13 +267,11 @@ class LearnedStage:
                 stride=int(settings["stride"]),
                 max_windows=max_windows,
             )
-            files = [SETTINGS_FILE, settings["heads"]["pos"], settings["heads"]["danger"]]
-            pos = SvmHead.load(data_dir / files[1])
-            danger = SvmHead.load(data_dir / files[2])
+            pos_file, danger_file = settings["heads"]["pos"], settings["heads"]["danger"]
+            heads = SharedSvmHeads.of(SvmHead.load(data_dir / pos_file), SvmHead.load(data_dir / danger_file))
+            files = (SETTINGS_FILE, pos_file, danger_file)
             digest = hashlib.sha256(b"".join((data_dir / f).read_bytes() for f in files)).hexdigest()
-            return cls(
-                encoder, pos, danger, float(point["t_pos"]), float(point["t_danger"]), version=digest[:10]
-            )
+            return cls(encoder, heads, float(point["t_pos"]), float(point["t_danger"]), version=digest[:10])
         except LearnedStageUnavailable:
             raise
         except Exception as exc:

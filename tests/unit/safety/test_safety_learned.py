@@ -152,15 +152,17 @@ def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: Lear
 def test_the_heads_scored_together_agree_with_each_head_alone(stage: LearnedStage) -> None:
     """One kernel row over the union of both heads' support vectors (less memory to read
     per message) gives each head's own decision function."""
+    files = json.loads((DATA_DIR / "settings.json").read_text(encoding="utf-8"))["heads"]
+    pos, danger = SvmHead.load(DATA_DIR / files["pos"]), SvmHead.load(DATA_DIR / files["danger"])
     texts = [ISOLATED, FOUND_ME, *EVERYDAY, *FIGURES_OF_SPEECH]
     emb = np.vstack([stage.encoder.embed(t) for t in texts])
     together = stage.heads(emb)
-    assert stage.heads.sv_t.shape[1] < len(stage.pos.sv) + len(stage.danger.sv)
-    assert np.abs(together[:, 0] - stage.pos(emb)).max() < 1e-3
-    assert np.abs(together[:, 1] - stage.danger(emb)).max() < 1e-3
-    other = SvmHead(stage.pos.sv, stage.pos.alpha, stage.pos.b, stage.pos.gamma * 2, stage.pos.sv_sq)
+    assert stage.heads.sv_t.shape[1] < len(pos.sv) + len(danger.sv)
+    assert np.abs(together[:, 0] - pos(emb)).max() < 1e-3
+    assert np.abs(together[:, 1] - danger(emb)).max() < 1e-3
+    other = SvmHead(pos.sv, pos.alpha, pos.b, pos.gamma * 2, pos.sv_sq)
     with pytest.raises(LearnedStageUnavailable, match="gamma"):
-        SharedSvmHeads.of(stage.danger, other)
+        SharedSvmHeads.of(danger, other)
 
 
 def test_a_missing_encoder_is_a_clear_error(tmp_path: Path) -> None:
