@@ -105,8 +105,8 @@ class SvmHead:
 class SharedSvmHeads:
     """RBF-SVM heads with one gamma, scored together over the union of their support
     vectors: one kernel row per window serves every head (a head's weight is 0 on the
-    others' vectors). The pos and danger heads share 1,203 of their 3,917 vectors, so this
-    reads a third less memory than two :class:`SvmHead` calls.
+    others' vectors). The pos and danger heads share 1,345 of their 4,396 vectors, so this
+    reads less memory than two :class:`SvmHead` calls.
 
     The kernel is factorised, exp(-g|x-s|^2) = exp(-g|x|^2) exp(-g|s|^2) exp(2g x.s):
     the support vectors are stored scaled by 2g (transposed) and each weight times
