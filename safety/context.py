@@ -22,7 +22,7 @@ import bisect
 import re
 from collections.abc import Set as AbstractSet
 
-from safety.lexicon import CompiledPattern, Context, Lexicon, Negation
+from safety.lexicon import CompiledPattern, Context, Lexicon, Negation, runnable
 from safety.patterns import search_words
 
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -116,13 +116,6 @@ def is_negated(
     return False
 
 
-def _runnable(pat: CompiledPattern, words: AbstractSet[str]) -> bool:
-    for req in pat.requires:  # noqa: SIM110 - a plain loop is faster on the hot path
-        if req.isdisjoint(words):
-            return False
-    return True
-
-
 def _any_match(
     patterns: tuple[CompiledPattern, ...],
     text: str,
@@ -132,7 +125,7 @@ def _any_match(
     overlap: tuple[int, int] | None = None,
 ) -> bool:
     for pat in patterns:
-        if not _runnable(pat, words):
+        if not runnable(pat, words):
             continue
         for s, e in search_words(pat.regex, text, lo, hi):
             if overlap is None or (s < overlap[1] and e > overlap[0]):

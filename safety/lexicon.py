@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -64,6 +65,24 @@ class CompiledPattern:
     trigger: frozenset[str]
     #: first words a match can start with (None: search instead of anchored matching)
     anchor: frozenset[str] | None
+
+    @property
+    def rest(self) -> tuple[frozenset[str], ...]:
+        """The requirements other than the trigger's (checked once a trigger word is seen)."""
+        return tuple(req for req in self.requires if req is not self.trigger)
+
+
+def runnable(pat: CompiledPattern, words: AbstractSet[str]) -> bool:
+    """Whether every word ``pat`` requires (one of each set) occurs in ``words``."""
+    for req in pat.requires:  # noqa: SIM110 - a plain loop is faster on the hot path
+        if req.isdisjoint(words):
+            return False
+    return True
+
+
+#: word -> (signal index, pattern index, the pattern's other requirements) of every
+#: pattern that word triggers
+TriggerMap = Mapping[str, tuple[tuple[int, int, tuple[frozenset[str], ...]], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +141,8 @@ class Lexicon:
     contexts: Mapping[str, Context]
     trigger_words: frozenset[str] = frozenset()
     reply_trigger_words: frozenset[str] = frozenset()
-    #: word -> (signal index, pattern index) of the patterns that word triggers
-    trigger_map: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    reply_trigger_map: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    trigger_map: TriggerMap = field(default_factory=dict)
+    reply_trigger_map: TriggerMap = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Lexicon:
@@ -683,9 +701,9 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
 
     def build_signals(
         items: list[Mapping[str, Any]],
-    ) -> tuple[tuple[SignalRule, ...], dict[str, tuple[tuple[int, int], ...]]]:
+    ) -> tuple[tuple[SignalRule, ...], TriggerMap]:
         rules: list[SignalRule] = []
-        tmap: dict[str, list[tuple[int, int]]] = {}
+        tmap: dict[str, list[tuple[int, int, tuple[frozenset[str], ...]]]] = {}
         seen: set[str] = set()
         for item in items:
             sid = str(item["id"])
@@ -734,8 +752,9 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
                 needs=tuple(contexts[n] for n in need_names),
             )
             for j, cp in enumerate(rule.patterns):
+                rest = cp.rest
                 for w in cp.trigger:
-                    tmap.setdefault(w, []).append((len(rules), j))
+                    tmap.setdefault(w, []).append((len(rules), j, rest))
             rules.append(rule)
         return tuple(rules), {k: tuple(v) for k, v in tmap.items()}
 

@@ -52,6 +52,11 @@ _TRANSLATE = str.maketrans(
     }
 )
 
+#: the ASCII characters _TRANSLATE changes (an ASCII text without them needs no pass)
+_ASCII_ODD = tuple(k for k in map(chr, _TRANSLATE) if k.isascii())
+#: every ASCII character but a-z to a space: ``split()`` then gives the ``[a-z]+`` runs
+_LETTER_RUNS = str.maketrans({chr(i): " " for i in range(128) if not "a" <= chr(i) <= "z"})
+
 _TRIPLE = re.compile(r"([a-z])\1\1")
 _LETTERS = re.compile(r"[a-z]+")
 _RUN = re.compile(r"([a-z])\1{2,}")
@@ -148,11 +153,15 @@ class Normalizer:
         low = original.lower()
         if len(low) != len(original):  # rare: characters whose lower case is longer
             low = "".join(c if len(c.lower()) != 1 else c.lower() for c in original)
-        low = low.translate(_TRANSLATE)
+        ascii_text = low.isascii()
+        if not ascii_text or any(c in low for c in _ASCII_ODD):
+            low = low.translate(_TRANSLATE)
         triple = _TRIPLE.search(low) is not None
         if not triple:
-            # one pass gives both the fast-path test and the scanner's word set
-            letters = set(_LETTERS.findall(low))
+            # one pass gives both the fast-path test and the scanner's word set (the
+            # same [a-z]+ runs either way; translate + split is the faster for ASCII)
+            runs = low.translate(_LETTER_RUNS).split() if ascii_text else _LETTERS.findall(low)
+            letters = set(runs)
             if self._plain_keys.isdisjoint(letters) and not any(k in low for k in self._other_keys):
                 return Normalized(original, low, [], letters)
         rx = self._main_rep if triple else self._main

@@ -17,12 +17,11 @@ How a scan runs (linear in the length of the text):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 import msgspec
 
 from safety.context import Sentences, cancelled_by, is_negated, satisfied
-from safety.lexicon import CompiledPattern, Lexicon, SignalRule
+from safety.lexicon import CompiledPattern, Lexicon, SignalRule, TriggerMap, runnable
 from safety.normalize import Normalized
 from safety.patterns import search_words
 from safety.severity import Severity
@@ -88,18 +87,11 @@ class _Text:
         return out
 
 
-def _runnable(pat: CompiledPattern, words: set[str]) -> bool:
-    for req in pat.requires:  # noqa: SIM110 - a plain loop is faster on the hot path
-        if req.isdisjoint(words):
-            return False
-    return True
-
-
 def run_rules(
     lex: Lexicon,
     doc: _Text,
     rules: tuple[SignalRule, ...],
-    tmap: Mapping[str, tuple[tuple[int, int], ...]],
+    tmap: TriggerMap,
     trigger_words: frozenset[str],
     *,
     after_disclosure: bool = True,
@@ -108,10 +100,16 @@ def run_rules(
     present = trigger_words.intersection(doc.words)
     if not present:
         return []
+    words = doc.words
+    # a pattern is tried only when one word of each set it requires occurs
     candidates: dict[tuple[int, int], list[str]] = {}
     for w in present:
-        for key in tmap[w]:
-            candidates.setdefault(key, []).append(w)
+        for i, j, rest in tmap[w]:
+            for req in rest:
+                if req.isdisjoint(words):
+                    break
+            else:
+                candidates.setdefault((i, j), []).append(w)
     found: list[Signal] = []
     done: set[int] = set()  # one accepted match per signal is enough for a verdict
     for key in sorted(candidates):
@@ -121,10 +119,7 @@ def run_rules(
         rule = rules[i]
         if rule.when == "after_disclosure" and not after_disclosure:
             continue
-        pat = rule.patterns[j]
-        if not _runnable(pat, doc.words):
-            continue
-        for start, end in _matches(pat, doc, candidates[key]):
+        for start, end in _matches(rule.patterns[j], doc, candidates[key]):
             accepted = _accept(lex, rule, doc, start, end)
             if accepted:
                 found.extend(accepted)
@@ -145,6 +140,7 @@ def _matches(pat: CompiledPattern, doc: _Text, trigger_words: list[str]) -> list
                 m = match(text, pos)
                 if m is not None:
                     out.append(m.span())
+        out.sort()  # earliest first, whatever order the set gave the words in
         return out
     spans: list[tuple[int, int]] = []
     for lo, hi in doc.windows(trigger_words):
@@ -198,7 +194,7 @@ def _first_escalator_match(
     lex: Lexicon, patterns: tuple[CompiledPattern, ...], doc: _Text
 ) -> tuple[int, int] | None:
     for pat in patterns:
-        if not _runnable(pat, doc.words):
+        if not runnable(pat, doc.words):
             continue
         words = [w for w in pat.trigger if w in doc.words]
         for start, end in _matches(pat, doc, words):

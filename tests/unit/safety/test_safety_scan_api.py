@@ -89,6 +89,22 @@ def test_spans_point_at_the_original_text(text: str) -> None:
             assert 0 <= sig.start < sig.end <= len(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "he\tchoked me\tlast night",  # tabs (ASCII, rewritten)
+        "he won`t let me see my friends",  # a backtick for an apostrophe
+        "he choked me\U0001f622 last night",  # an emoji right after a word
+        "caf\u00e9 was closed and then he choked me",  # an accented letter elsewhere
+        "he\u00a0choked\u00a0me",  # no-break spaces
+    ],
+)
+def test_words_are_found_however_the_text_is_encoded(text: str) -> None:
+    # ASCII texts take a faster path to their words than others: both must find them
+    assert scan(text).severity.rank >= Severity.RISK.rank, text
+    assert scan(text.replace("choked", "hugged").replace("won`t let me", "let me")).severity is Severity.NONE
+
+
 def test_span_of_a_misspelling_covers_the_typed_word() -> None:
     text = "last night he choaked me"
     v = scan(text)
@@ -142,3 +158,32 @@ def test_pregnancy_raises_violence_to_danger() -> None:
     assert scan("He kicked me.").severity is Severity.RISK
     assert scan("He kicked me while I was pregnant.").severity is Severity.DANGER
     assert scan("He kicked me. I'm not pregnant though.").severity is Severity.RISK
+
+
+def test_spans_do_not_depend_on_the_process_hash_seed() -> None:
+    # a counselor reviewing a flagged message sees the same highlighted words whichever
+    # process scanned it (set order changes with PYTHONHASHSEED)
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from safety import scan\n"
+        "for t in ["
+        '"my husband keeps saying he\'s going to kill me one of these days", '
+        "'He checks my phone every night and reads all my messages.', "
+        "'i keep googling the easiest way to die']:\n"
+        "    print([(s.id, s.start, s.end) for s in scan(t).signals])\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(outputs) == 1, outputs
+    assert "('threats.kill', 11, 45)" in outputs.pop()
