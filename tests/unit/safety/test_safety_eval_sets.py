@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from safety.evaluation import Report, evaluate, load_cases
+from safety.severity import Severity
 
 REPO = Path(__file__).resolve().parents[3]
 SETS = {
@@ -109,3 +110,19 @@ def test_everyday_exercise_messages_do_not_raise_the_alarm() -> None:
     report = evaluate(load_cases(REPO / "tests/safety_cases/everyday.jsonl"))
     assert report.negatives >= 300 and report.positives == 0
     assert report.false_positive_rate <= 0.01, _misses(report, "false_alarm")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tests/safety_cases").glob("*.jsonl")), ids=lambda p: p.name)
+def test_every_case_file_reads_and_is_labelled_consistently(path: Path) -> None:
+    # `coach safety eval` reads every set the project keeps, the unseen ones included
+    # (only their format is checked here: asserting their figures would invite tuning)
+    cases = load_cases(path)
+    assert len(cases) >= 50
+    known = {
+        "physical_abuse", "sexual_coercion", "coercive_control", "emotional_abuse", "threats",
+        "stalking", "child_safety", "self_harm", "harm_to_others",
+    }  # fmt: skip
+    for case in cases:
+        assert case.expected in (Severity.NONE, Severity.RISK, Severity.DANGER), case.text[:60]
+        assert (case.expected is Severity.NONE) == (not case.categories), case.text[:60]
+        assert set(case.categories) <= known, case.text[:60]
