@@ -6,7 +6,7 @@ this is the figure to compare two versions of the scanner by. It runs the worklo
 under ``valgrind --tool=callgrind`` (no scans, then N scans) and divides the difference.
 
 Run: ``.venv/bin/python bench/scan_instructions.py [--scans 500] [--workload everyday]``
-(needs valgrind; about a minute per workload). Give ``--root DIR`` to count another
+(needs valgrind; about six minutes per workload on this machine). Give ``--root DIR`` to count another
 checkout (a ``git worktree`` of an older commit) with the same interpreter.
 """
 
