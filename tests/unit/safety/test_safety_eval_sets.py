@@ -14,6 +14,7 @@ import pytest
 
 from safety.evaluation import Report, evaluate, load_cases
 from safety.severity import Severity
+from safety.verdict import CATEGORIES, UNSAFE_REPLY
 
 REPO = Path(__file__).resolve().parents[3]
 SETS = {
@@ -118,10 +119,7 @@ def test_every_case_file_reads_and_is_labelled_consistently(path: Path) -> None:
     # (only their format is checked here: asserting their figures would invite tuning)
     cases = load_cases(path)
     assert len(cases) >= 50
-    known = {
-        "physical_abuse", "sexual_coercion", "coercive_control", "emotional_abuse", "threats",
-        "stalking", "child_safety", "self_harm", "harm_to_others",
-    }  # fmt: skip
+    known = set(CATEGORIES) - {UNSAFE_REPLY}  # a reply check's category, never a case label
     for case in cases:
         assert case.expected in (Severity.NONE, Severity.RISK, Severity.DANGER), case.text[:60]
         assert (case.expected is Severity.NONE) == (not case.categories), case.text[:60]
