@@ -617,7 +617,7 @@ def pattern_requirements(pattern: str, classes: _Classes) -> tuple[frozenset[str
             words = token_words(tok, classes)
         if words:
             reqs.append(frozenset(words))
-    reqs.sort(key=len)
+    reqs.sort(key=lambda req: (_specificity(req), len(req)))  # the likeliest to be missing first
     return tuple(reqs)
 
 
