@@ -110,8 +110,8 @@ def settings(**overrides: Any) -> Settings:
         "rate_limit_per_minute": 0,
         "ip_rate_limit_per_minute": 0,
         # The learned safety stage (on in production) raised up to 5 of 52 bland messages
-        # ("Here is my answer for <step title>.") with earlier heads (none now); tests of other things must not
-        # depend on a model's borderline scores. Its own tests turn it on.
+        # ("Here is my answer for <step title>.") with earlier heads (none now); tests of
+        # other things must not depend on a model's borderline scores. Its own tests turn it on.
         "safety_learned": False,
     }
     base.update(overrides)
