@@ -1,8 +1,9 @@
 """Instructions per ``safety.scan`` of a 300-character message, counted by callgrind.
 
 Wall-clock medians of a ~50 us scan move by +-30 % between runs on a shared VM; an
-instruction count does not (the same total twice, whatever else the machine does), so
-this is the figure to compare two versions of the scanner by. It runs the workload twice
+instruction count barely does, once string hashing is fixed (``PYTHONHASHSEED=0`` for
+the child: a random seed changes set iteration order and moved the count by up to
+~8 %), so this is the figure to compare two versions of the scanner by. It runs the workload twice
 under ``valgrind --tool=callgrind`` (no scans, then N scans) and divides the difference.
 
 Run: ``.venv/bin/python bench/scan_instructions.py [--scans 500] [--workload everyday]``
@@ -13,6 +14,7 @@ checkout (a ``git worktree`` of an older commit) with the same interpreter.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -42,6 +44,9 @@ def collected(root: Path, scans: int, workload: str) -> int:
         capture_output=True,
         text=True,
         check=True,
+        # string hashing is randomised per process, and set iteration order with it: without
+        # a fixed seed two runs of the same code differed by up to ~8 %
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None:
