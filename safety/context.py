@@ -164,7 +164,7 @@ def cancelled_by(
                 first_person = not lex.first_person.isdisjoint([*_TOKEN.findall(text, start, end), *tail])
             if first_person:
                 continue
-            lo, hi = prev, s1
+            lo, hi = (0, len(text)) if ctx.scope == "third_person_text" else (prev, s1)
         elif ctx.scope == "before":
             lo, hi = max(s0, start - _LOOKBACK), end
         elif ctx.scope == "after":

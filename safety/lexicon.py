@@ -32,8 +32,8 @@ from safety.severity import Severity
 from safety.verdict import CATEGORIES
 
 DATA_FILES = ("lexicon.yaml", "normalize.yaml", "replies.yaml", "resources.yaml")
-Scope = Literal["overlap", "before", "after", "sentence", "around", "third_person"]
-_SCOPES = ("overlap", "before", "after", "sentence", "around", "third_person")
+Scope = Literal["overlap", "before", "after", "sentence", "around", "third_person", "third_person_text"]
+_SCOPES = ("overlap", "before", "after", "sentence", "around", "third_person", "third_person_text")
 _WORDS = re.compile(r"[a-z]+")
 
 
@@ -696,7 +696,7 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
                 _compile_one(str(p), classes, where, need_trigger=False) for p in spec.get("except") or ()
             ),
             applies_to_all=bool(spec.get("applies_to_all", False)),
-            first_person_only=scope == "third_person",
+            first_person_only=scope in ("third_person", "third_person_text"),
         )
 
     def build_signals(

@@ -118,3 +118,16 @@ def test_around_scope_reads_the_next_sentence() -> None:
 def test_third_person_tail_stops_at_a_clause_break() -> None:
     """'...pulls a gun on her, and I had to look away' is about the film, not the writer."""
     assert not scan("In the film the boyfriend pulls a gun on her and I had to cover my eyes.").is_disclosure
+
+
+def test_a_stated_role_frames_the_whole_text_but_never_the_writer() -> None:
+    """'I'm a paramedic' early on makes a later stranger's strangulation part of the job;
+    the writer's own account, or a sister's, is still a disclosure."""
+    job = "I'm a paramedic and the nights are long. Last night he had strangled her in front of the kids."
+    assert not scan(job).is_disclosure
+    own = "I'm a paramedic and the nights are long. Last night my boyfriend strangled me."
+    assert scan(own).severity is Severity.DANGER
+    sister = "I'm a paramedic and the nights are long. Last night my sister's husband strangled her."
+    assert scan(sister).severity is Severity.DANGER
+    no_role = "The nights are long. Last night he had strangled her in front of the kids."
+    assert scan(no_role).is_disclosure
