@@ -198,7 +198,8 @@ def satisfied(
     cache: dict[tuple[str, int, int, int, int], bool] | None = None,
 ) -> bool:
     """True when every context in ``contexts`` occurs in the sentence around ``start``
-    (scope ``before``: this sentence or the one before)."""
+    (scope ``before``: this sentence or the one before) and none of its ``except:``
+    phrases does there ("bought a rope **swing**")."""
     prev, s0, s1 = sentences.around(start)
     for ctx in contexts:
         if ctx.any_trigger is not None and ctx.any_trigger.isdisjoint(words):
@@ -207,7 +208,9 @@ def satisfied(
         key = ("needs:" + ctx.name, lo, s1, -1, -1)
         hit = cache.get(key) if cache is not None else None
         if hit is None:
-            hit = _any_match(ctx.patterns, text, words, lo, s1)
+            hit = _any_match(ctx.patterns, text, words, lo, s1) and not (
+                ctx.except_patterns and _any_match(ctx.except_patterns, text, words, lo, s1)
+            )
             if cache is not None:
                 cache[key] = hit
         if not hit:
