@@ -80,6 +80,10 @@ def test_escalator_examples_raise(escalator: object) -> None:
         "He slammed the door because he was late, then apologised.",
         "She rolled her eyes at my joke.",
         "He raised his voice and apologised after.",
+        "She'd hunt me down if I spoiled the finale.",
+        "Shoot me now, we're hosting both families for Easter.",
+        "she slapped my hand away from the cookie dough",
+        "I've written letters to my kids to open on their 18th birthdays.",
     ],
 )
 def test_brief_negatives_stay_below_risk(text: str) -> None:
@@ -103,6 +107,8 @@ def test_brief_negatives_stay_below_risk(text: str) -> None:
         ("he strangeld me last nite", Severity.DANGER),
         ("she thretened to kill me", Severity.DANGER),
         ("im thinking about suicde", Severity.RISK),
+        ("She threatened to hurt my cat if I stayed out late again.", Severity.RISK),
+        ("He said he'd bought a rope and hidden it behind the lawnmower for when I'm at work.", Severity.DANGER),
     ],
 )
 def test_brief_positives(text: str, expected: Severity) -> None:
