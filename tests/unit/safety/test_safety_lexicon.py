@@ -108,7 +108,10 @@ def test_brief_negatives_stay_below_risk(text: str) -> None:
         ("she thretened to kill me", Severity.DANGER),
         ("im thinking about suicde", Severity.RISK),
         ("She threatened to hurt my cat if I stayed out late again.", Severity.RISK),
-        ("He said he'd bought a rope and hidden it behind the lawnmower for when I'm at work.", Severity.DANGER),
+        (
+            "He said he'd bought a rope and hidden it behind the lawnmower for when I'm at work.",
+            Severity.DANGER,
+        ),
     ],
 )
 def test_brief_positives(text: str, expected: Severity) -> None:
