@@ -15,7 +15,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -33,7 +33,7 @@ from safety.verdict import CATEGORIES
 
 DATA_FILES = ("lexicon.yaml", "normalize.yaml", "replies.yaml", "resources.yaml")
 Scope = Literal["overlap", "before", "after", "sentence", "around", "third_person", "third_person_text"]
-_SCOPES = ("overlap", "before", "after", "sentence", "around", "third_person", "third_person_text")
+_SCOPES: tuple[str, ...] = get_args(Scope)
 _WORDS = re.compile(r"[a-z]+")
 
 
