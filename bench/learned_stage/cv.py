@@ -1,6 +1,6 @@
 """Choose every setting of the learned stage by leave-one-file-out CV on the training sets only.
 
-usage: cv.py   (reads /tmp/ls_train_w{64,128}.pkl written by featurise.py)
+usage: [JOBS=2] [SVC_C=3,10] cv.py   (reads /tmp/ls_train_w{64,128}.pkl written by featurise.py)
 
 Two logistic-regression heads on the window embeddings:
   * ``pos``:    risk-or-danger vs none
@@ -124,25 +124,40 @@ def save_head(path, clf, kind, X):
         np.savez(path, kind="lr", w=clf.coef_[0].astype(np.float32), b=np.float32(clf.intercept_[0]))
 
 
+SVC_C = tuple(float(x) for x in os.environ.get("SVC_C", "1,3,10").split(","))
+JOBS = int(os.environ.get("JOBS", "1"))  # grid points run in parallel processes; same results
+_ROWS: list = []
+
+
+def _grid_point(point):
+    W, kind, C, cw = point
+    rows = _ROWS[WINDOWS.index(W)]
+    exp = np.array([r["expected"] for r in rows])
+    sp, sd = oof(rows, kind, C, cw)
+    tp = threshold_for(sp[exp == "none"], PRIMARY_BUDGET)
+    rec = float((sp[exp != "none"] >= tp).mean())
+    auc = roc_auc_score(exp != "none", sp)
+    auc_d = roc_auc_score(exp == "danger", sd)
+    result = dict(window=W, kind=kind, C=C, class_weight=cw, auc_pos=auc, auc_danger=auc_d,
+                  oof_recall_at_primary=rec)
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    return result, (sp, sd)
+
+
 def main() -> None:
-    results = []
-    cache = {}
-    for W in WINDOWS:
-        rows = pickle.load(open(f"/tmp/ls_train_{FEAT}{W}.pkl", "rb"))
-        exp = np.array([r["expected"] for r in rows])
-        grid = [("lr", C, cw) for C in (0.3, 1.0, 3.0, 10.0, 30.0) for cw in (None, "balanced")]
-        grid += [("svc", C, cw) for C in (1.0, 3.0, 10.0) for cw in (None, "balanced")]
-        for kind, C, cw in grid:
-                sp, sd = oof(rows, kind, C, cw)
-                neg = exp == "none"
-                tp = threshold_for(sp[neg], PRIMARY_BUDGET)
-                rec = float((sp[exp != "none"] >= tp).mean())
-                auc = roc_auc_score(exp != "none", sp)
-                auc_d = roc_auc_score(exp == "danger", sd)
-                results.append(dict(window=W, kind=kind, C=C, class_weight=cw, auc_pos=auc, auc_danger=auc_d,
-                                    oof_recall_at_primary=rec))
-                cache[(W, kind, C, cw)] = (sp, sd)
-                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    _ROWS[:] = [pickle.load(open(f"/tmp/ls_train_{FEAT}{W}.pkl", "rb")) for W in WINDOWS]
+    grid = [("lr", C, cw) for C in (0.3, 1.0, 3.0, 10.0, 30.0) for cw in (None, "balanced")]
+    grid += [("svc", C, cw) for C in SVC_C for cw in (None, "balanced")]
+    points = [(W, kind, C, cw) for W in WINDOWS for kind, C, cw in grid]
+    if JOBS > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(JOBS) as pool:
+            done = pool.map(_grid_point, points, chunksize=1)
+    else:
+        done = [_grid_point(p) for p in points]
+    results = [r for r, _ in done]
+    cache = {p: scores for p, (_, scores) in zip(points, done)}
     best_overall = max(results, key=lambda r: (r["oof_recall_at_primary"], r["auc_pos"]))
     settings = dict(primary_kind=best_overall["kind"], primary_budget=PRIMARY_BUDGET, cv_grid=results)
     for kind_ in ("svc", "lr"):
