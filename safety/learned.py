@@ -57,7 +57,8 @@ DEFAULT_MODEL_DIR = Path(
 ENCODER_FILE = "encoder_int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SETTINGS_FILE = "settings.json"
-#: The pre-declared operating point of the experiment (2% out-of-fold false positives).
+#: The pre-declared operating point of the experiment (2% out-of-fold false positives),
+#: used unless settings.json names another in ``operating_point``.
 OPERATING_POINT = "0.02"
 MAX_WINDOWS = 16
 EDGE_WINDOWS = 4
@@ -247,9 +248,12 @@ class LearnedStage:
         *,
         data_dir: Path = DATA_DIR,
         max_windows: int = MAX_WINDOWS,
+        operating_point: str | None = None,
     ) -> LearnedStage:
         """Load the built encoder from ``model_dir`` and the heads from ``data_dir``; any
-        problem is a :class:`LearnedStageUnavailable` naming what is wrong."""
+        problem is a :class:`LearnedStageUnavailable` naming what is wrong.
+        ``operating_point`` (a key of settings.json's ``operating_points``, e.g. "0.01")
+        overrides the one the settings name, for experiments."""
         model_dir = Path(model_dir)
         for name in (ENCODER_FILE, TOKENIZER_FILE):
             if not (model_dir / name).is_file():
@@ -260,7 +264,8 @@ class LearnedStage:
         threadpool_limits(limits=1, user_api="blas")
         try:
             settings: dict[str, Any] = json.loads((data_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
-            point = settings["operating_points"][OPERATING_POINT]
+            name = operating_point or settings.get("operating_point", OPERATING_POINT)
+            point = settings["operating_points"][name]
             encoder = Encoder(
                 model_dir,
                 window=int(settings["window"]),

@@ -7,6 +7,9 @@ Each round is run once, before its adoption decision (``<folder>/results.json`` 
 record of that run); after an adoption ``safety/data/learned/`` holds the new heads, so
 "old" and "new" then coincide.
 
+From round seven on, each set of heads is also scored at its 1% operating point
+(``old@0.01``, ``new@0.01``; RETRAIN.md, seventh round).
+
 usage: retrain_eval.py FOLDER FILE...   -> one JSON line per file; writes FOLDER/results.json
 """
 
@@ -53,6 +56,8 @@ def figures(stage: LearnedStage | None, path: str) -> dict[str, float]:
         danger_recall=round(r.recall_danger, 3),
         fpr=round(r.false_positive_rate, 3),
         false_alarms=round(r.false_positive_rate * neg),
+        missed=round((1 - r.recall_risk_or_danger) * (len(cases) - neg)),
+        missed_danger=round((1 - r.recall_danger) * sum(1 for c in cases if c.expected.value == "danger")),
     )
 
 
@@ -60,10 +65,13 @@ def main() -> None:
     folder = HERE / sys.argv[1]
     out = []
     with tempfile.TemporaryDirectory() as d:
+        new_dir = service_layout(folder, Path(d))
         stages = {
             "lexicon": None,
             "old": LearnedStage.load(data_dir=DATA_DIR),
-            "new": LearnedStage.load(data_dir=service_layout(folder, Path(d))),
+            "new": LearnedStage.load(data_dir=new_dir),
+            "old@0.01": LearnedStage.load(data_dir=DATA_DIR, operating_point="0.01"),
+            "new@0.01": LearnedStage.load(data_dir=new_dir, operating_point="0.01"),
         }
         for f in sys.argv[2:]:
             row = {"file": Path(f).name, **{k: figures(s, f) for k, s in stages.items()}}

@@ -149,6 +149,16 @@ def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: Lear
     assert stage.encoder.stride == chosen["stride"] == 64
 
 
+def test_another_operating_point_can_be_asked_for_and_a_missing_one_is_named(stage: LearnedStage) -> None:
+    """retrain_eval.py scores the 1% point this way; an unknown point fails to load."""
+    points = json.loads((DATA_DIR / "settings.json").read_text(encoding="utf-8"))["operating_points"]
+    strict = LearnedStage.load(operating_point="0.01")
+    assert (strict.t_pos, strict.t_danger) == (points["0.01"]["t_pos"], points["0.01"]["t_danger"])
+    assert strict.t_pos > stage.t_pos  # a lower false-positive budget is a higher bar
+    with pytest.raises(LearnedStageUnavailable, match=r"'0\.5'"):
+        LearnedStage.load(operating_point="0.5")
+
+
 def test_the_heads_scored_together_agree_with_each_head_alone(stage: LearnedStage) -> None:
     """One kernel row over the union of both heads' support vectors (less memory to read
     per message) gives each head's own decision function."""
