@@ -33,7 +33,17 @@ from coach.model import (
 from coach.records import COACH, Couple, Partner, SafetyInfo, Session, TemplateRef, Turn
 from coach.sentences import SentenceBuffer
 from coach.store import Receipt, ReplyCount, Store, new_id
-from safety import ScanContext, SessionSignals, Severity, Verdict, accumulate, combine, scan, stage_applies
+from safety import (
+    Classification,
+    ScanContext,
+    SessionSignals,
+    Severity,
+    Verdict,
+    accumulate,
+    combine,
+    scan,
+    stage_applies,
+)
 
 log = logging.getLogger("coach.turn")
 
@@ -108,6 +118,65 @@ def _notice(
     )
 
 
+class InboundCheck:
+    """One inbound message's safety check, started as soon as its text is known: the
+    lexicon scan at once, and the learned stage as a task, so that its encoder (a few
+    milliseconds, in its own thread) runs while the endpoint waits on Redis for the session
+    and the turn's claim. :meth:`verdict` is :meth:`Coach.check_inbound`'s answer; a check
+    the turn never used is dropped with :meth:`cancel`. A lexicon failure is raised by
+    :meth:`verdict` (fail closed), where the turn handles it as before."""
+
+    def __init__(self, coach: Coach, text: str, country: str) -> None:
+        self._coach = coach
+        self._text = text
+        self._error: SafetyUnavailable | None = None
+        self._learned: asyncio.Task[Classification | None] | None = None
+        try:
+            self._lexicon = coach.scan_inbound(text, country)
+        except SafetyUnavailable as exc:
+            self._error = exc
+            return
+        if coach.learned is not None and stage_applies(self._lexicon, "learned"):
+            self._learned = asyncio.create_task(coach.learned.classify(text))
+
+    async def verdict(self) -> Verdict:
+        if self._error is not None:
+            raise self._error
+        verdict = self._lexicon
+        if self._learned is not None and self._coach.learned is not None:
+            verdict = _raised(verdict, await self._learned, "learned", self._coach.learned.stamp)
+        classifier = self._coach.classifier
+        if classifier is not None and stage_applies(verdict, "classifier"):
+            verdict = _raised(verdict, await classifier.classify(self._text), "classifier", classifier.stamp)
+        return verdict
+
+    def cancel(self) -> None:
+        if self._learned is not None and not self._learned.done():
+            self._learned.cancel()
+
+
+def _raised(verdict: Verdict, answer: Classification | None, source: str, stamp: str) -> Verdict:
+    """``verdict`` raised by a second stage's ``answer`` (never lowered), stamped with the
+    stage when it answered; a raise is logged without the text."""
+    combined = combine(verdict, answer, source=source)
+    if answer is not None:
+        combined = msgspec.structs.replace(combined, policy_version=f"{combined.policy_version}+{stamp}")
+    if combined.severity is not verdict.severity:
+        log.info(
+            "the learned safety stage raised the verdict"
+            if source == "learned"
+            else "the safety classifier raised the verdict",
+            extra={
+                "event": "safety_raised",
+                "stage": source,
+                "lexicon_severity": verdict.severity.value,
+                "severity": combined.severity.value,
+                "categories": list(combined.categories),
+            },
+        )
+    return combined
+
+
 class Coach:
     def __init__(
         self,
@@ -165,36 +234,18 @@ class Coach:
         except Exception as exc:  # fail closed
             raise SafetyUnavailable("the safety check failed") from exc
 
+    def start_inbound(self, text: str, country: str) -> InboundCheck:
+        """Start the inbound check of ``text`` now (see :class:`InboundCheck`); the
+        endpoint does, before its own Redis round trips, and passes it to :meth:`accept`."""
+        return InboundCheck(self, text, country)
+
     async def check_inbound(self, text: str, country: str) -> Verdict:
         """The inbound verdict: the lexicon scan, then the learned stage (local, off the
         event loop; unless the verdict is already danger) and the model classifier (while
         no disclosure was found), each when on (``stage_applies``); they can only raise it.
         A stage's failure leaves the verdict as it is. Each stage that answered adds its
         ``stamp`` to the verdict's policy version (``<lexicon>+learned.<heads>``)."""
-        verdict = self.scan_inbound(text, country)
-        for source, stage in (("learned", self.learned), ("classifier", self.classifier)):
-            if stage is None or not stage_applies(verdict, source):
-                continue
-            answer = await stage.classify(text)
-            combined = combine(verdict, answer, source=source)
-            if answer is not None:
-                stamped = f"{combined.policy_version}+{stage.stamp}"
-                combined = msgspec.structs.replace(combined, policy_version=stamped)
-            if combined.severity is not verdict.severity:
-                log.info(
-                    "the learned safety stage raised the verdict"
-                    if source == "learned"
-                    else "the safety classifier raised the verdict",
-                    extra={
-                        "event": "safety_raised",
-                        "stage": source,
-                        "lexicon_severity": verdict.severity.value,
-                        "severity": combined.severity.value,
-                        "categories": list(combined.categories),
-                    },
-                )
-            verdict = combined
-        return verdict
+        return await self.start_inbound(text, country).verdict()
 
     @staticmethod
     def scan_reply(text: str, *, after_disclosure: bool) -> Verdict | None:
@@ -217,6 +268,7 @@ class Coach:
         text: str,
         receipt: Receipt | None = None,
         names: dict[str, str | None] | None = None,
+        check: InboundCheck | None = None,
     ) -> TurnResult | Pending:
         """Scan and persist the partner's message. A disclosure is answered here and now
         (privately); a safe message comes back as ``Pending`` for the model. With a
@@ -224,10 +276,12 @@ class Coach:
         same transaction (a retry then resumes this turn instead of repeating it).
 
         ``base`` is the session as the caller read it (the commit writes in one round trip
-        while it is unchanged); ``names`` the couple's display names, when already read."""
+        while it is unchanged); ``names`` the couple's display names, when already read;
+        ``check`` the message's inbound check when the caller started it early."""
         session_id = base.id
         started = time.monotonic()
-        verdict = await self.check_inbound(text, couple.country)
+        check = check or self.start_inbound(text, couple.country)
+        verdict = await check.verdict()
         message_id = receipt.message_id if receipt is not None else new_id("msg")
         captured: dict[str, Any] = {}
 

@@ -30,6 +30,7 @@ from coach.api.views import can_see, message_out, safety_out, session_out
 from coach.catalog import Catalog
 from coach.conversation import (
     Coach,
+    InboundCheck,
     Pending,
     SafetyUnavailable,
     SessionCompleted,
@@ -59,6 +60,8 @@ class TurnInput(msgspec.Struct, frozen=True):
     couple: Couple
     text: str
     names: dict[str, str | None]
+    #: the message's safety check, started before the endpoint's Redis round trips
+    check: InboundCheck | None = None
 
 
 async def session_for(
@@ -136,7 +139,9 @@ async def start_turn(coach: Coach, turn: TurnInput, found: Claim | None) -> Turn
         if found is not None and found.resumed:
             return await coach.resume(turn.session.id, found.message_id, turn.partner, turn.couple)
         receipt = found.receipt() if found else None
-        return await coach.accept(turn.session, turn.partner, turn.couple, turn.text, receipt, turn.names)
+        return await coach.accept(
+            turn.session, turn.partner, turn.couple, turn.text, receipt, turn.names, turn.check
+        )
     except KeyError:
         raise Problem("not-found", "No such session.") from None
 
@@ -233,17 +238,21 @@ class SessionController(Controller):
         settings: NamedDependency[Settings],
     ) -> Response[Any]:
         text = check_text(data.text, settings)
-        session, names = await store.session_with_names(session_id, couple.partner_ids)
-        session = visible_session(session, partner)
-        turn = TurnInput(session, partner, couple, text, names)
-        if wants_stream(request):
-            return await self._stream(request, turn, store, coach, catalog, settings)
+        check = coach.start_inbound(text, couple.country)  # runs while Redis answers below
+        try:
+            session, names = await store.session_with_names(session_id, couple.partner_ids)
+            session = visible_session(session, partner)
+            turn = TurnInput(session, partner, couple, text, names, check)
+            if wants_stream(request):
+                return await self._stream(request, turn, store, coach, catalog, settings)
 
-        async def run(found: Claim | None) -> tuple[int, PostResult]:
-            result = await self._turn(turn, store, coach, settings, found)
-            return 201, result_out(result, partner.id, names, catalog)
+            async def run(found: Claim | None) -> tuple[int, PostResult]:
+                result = await self._turn(turn, store, coach, settings, found)
+                return 201, result_out(result, partner.id, names, catalog)
 
-        return await idempotent(request, store, partner.id, run)
+            return await idempotent(request, store, partner.id, run)
+        finally:
+            check.cancel()  # a check the turn did not use (not found, refused, replayed)
 
     @staticmethod
     async def _claim(store: Store, partner: Partner, settings: Settings) -> None:

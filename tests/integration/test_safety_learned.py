@@ -13,7 +13,8 @@ from typing import Any
 import respx
 from litestar.testing import AsyncTestClient
 
-from coach.learned import make_learned
+from coach.learned import LearnedClassifier, make_learned
+from coach.store import Store
 from safety import POLICY_VERSION, scan
 from tests.conftest import UPSTREAM, AppFactory, Script, new_couple, upstream_client
 from tests.integration.test_safety_classifier import coach_logs, logged_text
@@ -120,3 +121,32 @@ async def test_a_rewrite_request_only_the_learned_stage_flags_gets_help_not_a_re
     assert body["rewrite"] is None and body["help"]
     assert body["safety"]["severity"] == "risk"
     assert coach.requests == []
+
+
+async def test_the_learned_stage_runs_while_the_endpoint_reads_the_session(
+    make_app: AppFactory, redis_client: Any, monkeypatch: Any
+) -> None:
+    """The stage's encoder (milliseconds) starts as soon as the message is read, so the
+    session read and the turn's claim wait on Redis at the same time as it; the verdict
+    is the same (a private disclosure, no model call)."""
+    order: list[str] = []
+    stage_classify, read = LearnedClassifier.classify, Store.session_with_names
+
+    async def classify(self: LearnedClassifier, text: str) -> Any:
+        order.append("stage starts")
+        return await stage_classify(self, text)
+
+    async def session_with_names(self: Store, *args: Any) -> Any:
+        got = await read(self, *args)
+        order.append("session read")
+        return got
+
+    monkeypatch.setattr(LearnedClassifier, "classify", classify)
+    monkeypatch.setattr(Store, "session_with_names", session_with_names)
+    coach = Script()  # raises if the model is asked anything
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=True), ISOLATED)
+    assert order == ["stage starts", "session read"]
+    assert body["reply"]["safety"]["severity"] == "risk" and coach.requests == []
+    assert ISOLATED not in [m["text"] for m in theirs]
