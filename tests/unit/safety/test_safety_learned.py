@@ -142,7 +142,7 @@ def test_the_built_encoder_matches_the_reference_embeddings(stage: LearnedStage)
 
 
 def test_thresholds_are_the_experiments_pre_declared_operating_point(stage: LearnedStage) -> None:
-    chosen = json.loads((ROOT / "bench/learned_stage/dec06/int8w_settings.json").read_text())["svc"]
+    chosen = json.loads((ROOT / "bench/learned_stage/dec07/int8w_settings.json").read_text())["svc"]
     point = chosen["operating_points"][OPERATING_POINT]
     assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
     assert (stage.t_pos, stage.t_danger) == (point["t_pos"], point["t_danger"])
