@@ -53,12 +53,22 @@ def main() -> None:
     st.scores("warm up")
     load_wall, load_cpu = time.perf_counter() - t0, time.process_time() - c0
     r2 = rss_mb()
-    texts = [json.loads(x)["text"] for x in Path("tests/safety_cases/train_b.jsonl").read_text().splitlines() if x.strip()]
+    texts = [
+        json.loads(x)["text"]
+        for x in Path("tests/safety_cases/train_b.jsonl").read_text().splitlines()
+        if x.strip()
+    ]
     blob = " ".join(texts)
     msgs = {300: blob[:300], 3000: blob[5000:8000]}
-    out = dict(kind=kind, threads=os.environ.get("OMP_NUM_THREADS"), load_wall_s=round(load_wall, 2),
-               load_cpu_s=round(load_cpu, 2), rss_base_mb=round(r0, 1), rss_numpy_tokenizers_mb=round(r1 - r0, 1),
-               rss_stage_mb=round(r2 - r1, 1))
+    out = dict(
+        kind=kind,
+        threads=os.environ.get("OMP_NUM_THREADS"),
+        load_wall_s=round(load_wall, 2),
+        load_cpu_s=round(load_cpu, 2),
+        rss_base_mb=round(r0, 1),
+        rss_numpy_tokenizers_mb=round(r1 - r0, 1),
+        rss_stage_mb=round(r2 - r1, 1),
+    )
     for n, text in msgs.items():
         runs = 300 if n == 300 else 60
         cpu, wall, lex = [], [], []
@@ -71,10 +81,16 @@ def main() -> None:
             w = time.perf_counter_ns()
             scan(text)
             lex.append((time.perf_counter_ns() - w) / 1000)
-        out[f"{n}ch"] = dict(chars=len(text), windows=len(st.model.windows(text)) if hasattr(st, "model") else 1,
-                             cpu_median_us=round(statistics.median(cpu)), cpu_p99_us=round(p99(cpu)),
-                             wall_median_us=round(statistics.median(wall)), wall_p99_us=round(p99(wall)),
-                             lexicon_wall_median_us=round(statistics.median(lex)), lexicon_wall_p99_us=round(p99(lex)))
+        out[f"{n}ch"] = dict(
+            chars=len(text),
+            windows=len(st.model.windows(text)) if hasattr(st, "model") else 1,
+            cpu_median_us=round(statistics.median(cpu)),
+            cpu_p99_us=round(p99(cpu)),
+            wall_median_us=round(statistics.median(wall)),
+            wall_p99_us=round(p99(wall)),
+            lexicon_wall_median_us=round(statistics.median(lex)),
+            lexicon_wall_p99_us=round(p99(lex)),
+        )
     out["rss_after_runs_mb"] = round(rss_mb() - r1, 1)
     print(json.dumps(out, indent=1))
 

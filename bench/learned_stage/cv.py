@@ -118,8 +118,14 @@ def save_head(path, clf, kind, X):
     """Plain arrays: score(x) = w.x + b (lr, then sigmoid) or sum_i a_i exp(-g|x-sv_i|^2) + b (svc)."""
     if kind == "svc":
         g = clf._gamma
-        np.savez(path, kind="svc", sv=clf.support_vectors_.astype(np.float32),
-                 alpha=clf.dual_coef_[0].astype(np.float32), b=np.float32(clf.intercept_[0]), gamma=np.float32(g))
+        np.savez(
+            path,
+            kind="svc",
+            sv=clf.support_vectors_.astype(np.float32),
+            alpha=clf.dual_coef_[0].astype(np.float32),
+            b=np.float32(clf.intercept_[0]),
+            gamma=np.float32(g),
+        )
     else:
         np.savez(path, kind="lr", w=clf.coef_[0].astype(np.float32), b=np.float32(clf.intercept_[0]))
 
@@ -138,8 +144,9 @@ def _grid_point(point):
     rec = float((sp[exp != "none"] >= tp).mean())
     auc = roc_auc_score(exp != "none", sp)
     auc_d = roc_auc_score(exp == "danger", sd)
-    result = dict(window=W, kind=kind, C=C, class_weight=cw, auc_pos=auc, auc_danger=auc_d,
-                  oof_recall_at_primary=rec)
+    result = dict(
+        window=W, kind=kind, C=C, class_weight=cw, auc_pos=auc, auc_danger=auc_d, oof_recall_at_primary=rec
+    )
     print(json.dumps(result), file=sys.stderr, flush=True)
     return result, (sp, sd)
 
@@ -167,10 +174,14 @@ def main() -> None:
 
 
 def choose(kind_, results, cache):
-    best = max((r for r in results if r["kind"] == kind_), key=lambda r: (r["oof_recall_at_primary"], r["auc_pos"]))
+    best = max(
+        (r for r in results if r["kind"] == kind_), key=lambda r: (r["oof_recall_at_primary"], r["auc_pos"])
+    )
     W, kind, C, cw = best["window"], best["kind"], best["C"], best["class_weight"]
     # the danger head: pick its C / weighting separately by danger AUC (same window and kind)
-    best_d = max((r for r in results if r["window"] == W and r["kind"] == kind), key=lambda r: r["auc_danger"])
+    best_d = max(
+        (r for r in results if r["window"] == W and r["kind"] == kind), key=lambda r: r["auc_danger"]
+    )
     Cd, cwd = best_d["C"], best_d["class_weight"]
     rows = pickle.load(open(f"/tmp/ls_train_{FEAT}{W}.pkl", "rb"))
     exp = np.array([r["expected"] for r in rows])
@@ -178,7 +189,10 @@ def choose(kind_, results, cache):
     sp = cache[(W, kind, C, cw)][0]
     sd = cache[(W, kind, Cd, cwd)][1]
     # danger threshold: none->danger <= 1% and risk->danger <= 10% out of fold
-    td = max(threshold_for(sd[exp == "none"], DANGER_NONE_BUDGET), threshold_for(sd[exp == "risk"], DANGER_RISK_BUDGET))
+    td = max(
+        threshold_for(sd[exp == "none"], DANGER_NONE_BUDGET),
+        threshold_for(sd[exp == "risk"], DANGER_RISK_BUDGET),
+    )
     ops = {}
     for b in BUDGETS:
         tp = threshold_for(sp[exp == "none"], b)
@@ -194,10 +208,15 @@ def choose(kind_, results, cache):
     save_head(HERE / f"head_{TAG}{kind}_pos.npz", hp, kind, X)
     save_head(HERE / f"head_{TAG}{kind}_danger.npz", hd, kind, X)
     return dict(
-        window=W, stride=W // 2, kind=kind,
-        pos_head=dict(C=C, class_weight=cw), danger_head=dict(C=Cd, class_weight=cwd),
-        operating_points=ops, oof_lexicon_alone=lex_fig,
+        window=W,
+        stride=W // 2,
+        kind=kind,
+        pos_head=dict(C=C, class_weight=cw),
+        danger_head=dict(C=Cd, class_weight=cwd),
+        operating_points=ops,
+        oof_lexicon_alone=lex_fig,
     )
+
 
 if __name__ == "__main__":
     main()

@@ -43,7 +43,9 @@ class MiniLM:
     def __init__(self, model_dir: Path | str = DEFAULT_DIR, window: int = 128, stride: int | None = None):
         model_dir = Path(model_dir)
         w = load_file(str(model_dir / "model.safetensors"))
-        w = {k.removeprefix("bert.").removeprefix("0.auto_model."): v.astype(np.float32) for k, v in w.items()}
+        w = {
+            k.removeprefix("bert.").removeprefix("0.auto_model."): v.astype(np.float32) for k, v in w.items()
+        }
         self.word = w["embeddings.word_embeddings.weight"]
         self.pos = w["embeddings.position_embeddings.weight"]
         self.tok_type = w["embeddings.token_type_embeddings.weight"][0]
@@ -59,7 +61,10 @@ class MiniLM:
                     qkv_b=np.concatenate([qb, kb, vb]),
                     o_w=np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
                     o_b=w[p + "attention.output.dense.bias"],
-                    ln1=(w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+                    ln1=(
+                        w[p + "attention.output.LayerNorm.weight"],
+                        w[p + "attention.output.LayerNorm.bias"],
+                    ),
                     i_w=np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
                     i_b=w[p + "intermediate.dense.bias"],
                     f_w=np.ascontiguousarray(w[p + "output.dense.weight"].T),

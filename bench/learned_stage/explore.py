@@ -26,7 +26,9 @@ files = sorted({r["file"] for r in rows})
 
 def report(name, s):
     t = threshold_for(s[exp == "none"], 0.02)
-    print(f"{name:40s} auc={roc_auc_score(ypos, s):.3f} recall@2%={(s[ypos == 1] >= t).mean():.3f}", flush=True)
+    print(
+        f"{name:40s} auc={roc_auc_score(ypos, s):.3f} recall@2%={(s[ypos == 1] >= t).mean():.3f}", flush=True
+    )
 
 
 def emb_model(make):
@@ -59,7 +61,12 @@ if "svc" in which:
         report(f"SVC rbf C={C}", emb_model(lambda: SVC(C=C, kernel="rbf", probability=True, random_state=0)))
 if "mlp" in which:
     for a in (1e-3, 1e-2):
-        report(f"MLP(256) alpha={a}", emb_model(lambda: MLPClassifier((256,), alpha=a, max_iter=500, early_stopping=True, random_state=0)))
+        report(
+            f"MLP(256) alpha={a}",
+            emb_model(
+                lambda: MLPClassifier((256,), alpha=a, max_iter=500, early_stopping=True, random_state=0)
+            ),
+        )
 if "tfidf" in which:
     for C in (3.0, 10.0, 30.0):
         report(f"tfidf word1-2 LR C={C}", tfidf_model(C, "word", (1, 2)))

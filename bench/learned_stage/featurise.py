@@ -38,8 +38,13 @@ def main() -> None:
         for r in load(f):
             v = scan(r["text"])
             rows.append(
-                dict(file=Path(f).name, text=r["text"], expected=r["expected"], categories=r.get("categories", []),
-                     lex=v.severity.value)
+                dict(
+                    file=Path(f).name,
+                    text=r["text"],
+                    expected=r["expected"],
+                    categories=r.get("categories", []),
+                    lex=v.severity.value,
+                )
             )
     # all windows, batched by length for speed
     wins = []  # (row index, ids)

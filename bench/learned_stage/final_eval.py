@@ -50,15 +50,22 @@ def main() -> None:
         rows = [json.loads(x) for x in Path(f).read_text(encoding="utf-8").splitlines() if x.strip()]
         exp = [r["expected"] for r in rows]
         lex = [scan(r["text"]).severity.value for r in rows]
-        out = dict(file=Path(f).name, n=len(rows), positives=sum(e != "none" for e in exp),
-                   dangers=sum(e == "danger" for e in exp), lexicon=figures(exp, lex))
+        out = dict(
+            file=Path(f).name,
+            n=len(rows),
+            positives=sum(e != "none" for e in exp),
+            dangers=sum(e == "danger" for e in exp),
+            lexicon=figures(exp, lex),
+        )
         for kind, st in stages.items():
             sc = [st.scores(r["text"]) for r in rows]
             for b in st.cfg["operating_points"]:
                 op = st.op(b)
                 out[f"{kind}@{b}"] = figures(exp, [raise_severity(l, s, op) for l, s in zip(lex, sc)])
         print(json.dumps(out))
-        (HERE / f"results_{'static_' if static else 'int8_' if int8 else ''}{Path(f).stem}.json").write_text(json.dumps(out, indent=1))
+        (HERE / f"results_{'static_' if static else 'int8_' if int8 else ''}{Path(f).stem}.json").write_text(
+            json.dumps(out, indent=1)
+        )
 
 
 if __name__ == "__main__":

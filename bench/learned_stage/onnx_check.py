@@ -48,7 +48,10 @@ def build(m: MiniLM, path: str) -> None:
     init("scale", np.array(1 / np.sqrt(32), dtype=np.float32))
     init("ax1", np.array([1], dtype=np.int64))
     init("ax12", np.array([1, 2], dtype=np.int64))
-    h = node("Add", [node("Add", [node("Gather", ["word", "input_ids"]), node("Gather", ["pos", "position_ids"])]), "tt"])
+    h = node(
+        "Add",
+        [node("Add", [node("Gather", ["word", "input_ids"]), node("Gather", ["pos", "position_ids"])]), "tt"],
+    )
     h = node("LayerNormalization", [h, "eg", "eb"], epsilon=1e-12, axis=-1)
     # mask bias (B,1,1,T)
     bias = node("Mul", [node("Sub", ["one", "mask"]), "neg"])
@@ -57,8 +60,10 @@ def build(m: MiniLM, path: str) -> None:
         p = f"l{i}_"
         for k in ("qkv_w", "qkv_b", "o_w", "o_b", "i_w", "i_b", "f_w", "f_b"):
             init(p + k, L[k])
-        init(p + "g1", L["ln1"][0]); init(p + "b1", L["ln1"][1])  # noqa: E702
-        init(p + "g2", L["ln2"][0]); init(p + "b2", L["ln2"][1])  # noqa: E702
+        init(p + "g1", L["ln1"][0])
+        init(p + "b1", L["ln1"][1])  # noqa: E702
+        init(p + "g2", L["ln2"][0])
+        init(p + "b2", L["ln2"][1])  # noqa: E702
         qkv = node("Add", [node("MatMul", [h, p + "qkv_w"]), p + "qkv_b"])
         q, k, v = (f"{p}q", f"{p}k", f"{p}v")
         nodes.append(helper.make_node("Split", [qkv], [q, k, v], axis=-1, num_outputs=3))
@@ -68,24 +73,38 @@ def build(m: MiniLM, path: str) -> None:
         s = node("MatMul", [heads[0], node("Transpose", [heads[1]], perm=[0, 1, 3, 2])])
         s = node("Add", [node("Mul", [s, "scale"]), bias])
         a = node("Softmax", [s], axis=-1)
-        ctx = node("Reshape", [node("Transpose", [node("MatMul", [a, heads[2]])], perm=[0, 2, 1, 3]), "shape_bth"])
+        ctx = node(
+            "Reshape", [node("Transpose", [node("MatMul", [a, heads[2]])], perm=[0, 2, 1, 3]), "shape_bth"]
+        )
         o = node("Add", [node("MatMul", [ctx, p + "o_w"]), p + "o_b"])
         h = node("LayerNormalization", [node("Add", [o, h]), p + "g1", p + "b1"], epsilon=1e-12, axis=-1)
         x = node("Add", [node("MatMul", [h, p + "i_w"]), p + "i_b"])
-        g = node("Mul", [node("Mul", [x, "half"]), node("Add", [node("Erf", [node("Div", [x, "sqrt2"])]), "one"])])
+        g = node(
+            "Mul", [node("Mul", [x, "half"]), node("Add", [node("Erf", [node("Div", [x, "sqrt2"])]), "one"])]
+        )
         f = node("Add", [node("MatMul", [g, p + "f_w"]), p + "f_b"])
         h = node("LayerNormalization", [node("Add", [f, h]), p + "g2", p + "b2"], epsilon=1e-12, axis=-1)
-    m3 = node("Unsqueeze", ["mask", node("Constant", [], value=numpy_helper.from_array(np.array([2], dtype=np.int64)))])
+    m3 = node(
+        "Unsqueeze",
+        ["mask", node("Constant", [], value=numpy_helper.from_array(np.array([2], dtype=np.int64)))],
+    )
     summed = node("ReduceSum", [node("Mul", [h, m3]), "ax1"], keepdims=0)
     cnt = node("ReduceSum", ["mask", "ax1"], keepdims=1)
     pooled = node("Div", [summed, cnt])
-    norm = node("ReduceL2", [pooled, node("Constant", [], value=numpy_helper.from_array(np.array([1], dtype=np.int64)))], keepdims=1)
+    norm = node(
+        "ReduceL2",
+        [pooled, node("Constant", [], value=numpy_helper.from_array(np.array([1], dtype=np.int64)))],
+        keepdims=1,
+    )
     node("Div", [pooled, norm], ["emb"])
     graph = helper.make_graph(
-        nodes, "minilm",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "T"]),
-         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["T"]),
-         helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "T"])],
+        nodes,
+        "minilm",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "T"]),
+            helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["T"]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "T"]),
+        ],
         [helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["B", 384])],
         inits,
     )
@@ -109,7 +128,9 @@ def run(sess, ids_list):
     for i, x in enumerate(ids_list):
         ids[i, : len(x)] = x
         mask[i, : len(x)] = 1
-    return sess.run(["emb"], {"input_ids": ids, "position_ids": np.arange(T, dtype=np.int64), "mask": mask})[0]
+    return sess.run(["emb"], {"input_ids": ids, "position_ids": np.arange(T, dtype=np.int64), "mask": mask})[
+        0
+    ]
 
 
 def main() -> None:
@@ -118,7 +139,11 @@ def main() -> None:
     m = MiniLM()
     build(m, "/tmp/minilm.onnx")
     quantize_dynamic("/tmp/minilm.onnx", "/tmp/minilm_int8.onnx", weight_type=QuantType.QInt8)
-    texts = [json.loads(x)["text"] for x in Path("tests/safety_cases/train_b.jsonl").read_text().splitlines() if x.strip()]
+    texts = [
+        json.loads(x)["text"]
+        for x in Path("tests/safety_cases/train_b.jsonl").read_text().splitlines()
+        if x.strip()
+    ]
     sample = [m.windows(t)[0] for t in texts[:100]]
     ref = np.vstack([m.forward([s]) for s in sample])
     out = {}
@@ -133,10 +158,13 @@ def main() -> None:
             run(sess, [m.windows(blob)[0]])
             cpu.append((time.process_time_ns() - c) / 1000)
         cpu.sort()
-        out[name] = dict(size_mb=round(Path(f"/tmp/{name}.onnx").stat().st_size / 1e6, 1),
-                         max_abs_diff_vs_numpy=float(np.abs(e - ref).max()),
-                         min_cosine_vs_numpy=float((e * ref).sum(1).min()),
-                         cpu_median_us_300ch=round(statistics.median(cpu)), cpu_p99_us_300ch=round(cpu[round(0.99 * 299)]))
+        out[name] = dict(
+            size_mb=round(Path(f"/tmp/{name}.onnx").stat().st_size / 1e6, 1),
+            max_abs_diff_vs_numpy=float(np.abs(e - ref).max()),
+            min_cosine_vs_numpy=float((e * ref).sum(1).min()),
+            cpu_median_us_300ch=round(statistics.median(cpu)),
+            cpu_p99_us_300ch=round(cpu[round(0.99 * 299)]),
+        )
     cpu = []
     for _ in range(100):
         c = time.process_time_ns()

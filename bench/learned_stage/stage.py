@@ -23,6 +23,8 @@ def head_path(tag: str, kind: str, which: str) -> Path:
     if tag == "int8w_" and kind == "svc":
         return SHIPPED / f"head_{which}.npz"
     return HERE / f"head_{tag}{kind}_{which}.npz"
+
+
 RANK = {"none": 0, "concern": 1, "risk": 2, "danger": 3}
 NAMES = ["none", "concern", "risk", "danger"]
 
@@ -45,7 +47,13 @@ class Head:
 
 
 class LearnedStage:
-    def __init__(self, kind: str | None = None, model_dir: Path | str = DEFAULT_DIR, tag: str = "", onnx: str | None = None):
+    def __init__(
+        self,
+        kind: str | None = None,
+        model_dir: Path | str = DEFAULT_DIR,
+        tag: str = "",
+        onnx: str | None = None,
+    ):
         settings = json.loads((HERE / f"{tag}settings.json").read_text())
         self.kind = kind or settings["primary_kind"]
         self.cfg = settings[self.kind]

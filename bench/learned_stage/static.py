@@ -45,8 +45,15 @@ def main() -> None:
         for x in Path(f).read_text(encoding="utf-8").splitlines():
             if x.strip():
                 r = json.loads(x)
-                rows.append(dict(file=Path(f).name, text=r["text"], expected=r["expected"],
-                                 lex=scan(r["text"]).severity.value, emb=m(r["text"])))
+                rows.append(
+                    dict(
+                        file=Path(f).name,
+                        text=r["text"],
+                        expected=r["expected"],
+                        lex=scan(r["text"]).severity.value,
+                        emb=m(r["text"]),
+                    )
+                )
     pickle.dump(rows, open(out, "wb"))
 
 
