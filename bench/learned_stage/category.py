@@ -39,6 +39,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.svm import SVC
 
+from cv import save_head  # the same plain-array head format as the pos/danger heads
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
@@ -136,14 +138,7 @@ def main_fit() -> None:
         ],
     )
     clf = fit(rows, list(range(len(rows))), best["C"], best["class_weight"])
-    np.savez(
-        HEAD_FILE,
-        kind="svc",
-        sv=clf.support_vectors_.astype(np.float32),
-        alpha=clf.dual_coef_[0].astype(np.float32),
-        b=np.float32(clf.intercept_[0]),
-        gamma=np.float32(clf._gamma),
-    )
+    save_head(HEAD_FILE, clf, "svc", None)
     SETTINGS.write_text(json.dumps(dict(file=HEAD_FILE.name, **report), indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in report.items() if k != "cv_grid"}, indent=1))
 
