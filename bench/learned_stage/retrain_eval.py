@@ -50,14 +50,13 @@ def figures(stage: LearnedStage | None, path: str) -> dict[str, float]:
     cases = load_cases(path)
     classes = {c.text: stage.classify(c.text) for c in cases} if stage else None
     r = evaluate(cases, classifications=classes, second_stage_name="learned stage" if stage else "")
-    neg = sum(1 for c in cases if c.expected.value == "none")
     return dict(
         recall=round(r.recall_risk_or_danger, 3),
         danger_recall=round(r.recall_danger, 3),
         fpr=round(r.false_positive_rate, 3),
-        false_alarms=round(r.false_positive_rate * neg),
-        missed=round((1 - r.recall_risk_or_danger) * (len(cases) - neg)),
-        missed_danger=round((1 - r.recall_danger) * sum(1 for c in cases if c.expected.value == "danger")),
+        false_alarms=round(r.false_positive_rate * r.negatives),
+        missed=round((1 - r.recall_risk_or_danger) * r.positives),
+        missed_danger=round((1 - r.recall_danger) * r.dangers),
     )
 
 
