@@ -1,6 +1,13 @@
 """Embed every window of every case in the given jsonl files and cache the lexicon verdict.
 
 usage: featurise.py OUT.pkl WINDOW FILE...   (cache lives outside the repo, e.g. /tmp)
+
+SERVING=1 (round eight on): each case is embedded exactly as the service embeds it -
+``safety.learned.Encoder.embed`` on the built encoder in MINILM_DIR (default: the
+service's), one text per call, at most MAX_WINDOWS windows, with the service's session
+options. Without it, windows of different cases are batched 32 at a time, and since the
+int8 encoder quantises each product's input with one scale per batch, a case's
+embeddings then depend on the cases it was batched with (what rounds one to seven did).
 """
 
 from __future__ import annotations
@@ -23,29 +30,50 @@ def load(path: str) -> list[dict]:
     return [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
+def lexicon_rows(files: list[str]) -> list[dict]:
+    return [
+        dict(
+            file=Path(f).name,
+            text=r["text"],
+            expected=r["expected"],
+            categories=r.get("categories", []),
+            lex=scan(r["text"]).severity.value,
+        )
+        for f in files
+        for r in load(f)
+    ]
+
+
+def serving(out: str, window: int, files: list[str]) -> None:
+    import os
+
+    from safety.learned import DEFAULT_MODEL_DIR, Encoder
+
+    enc = Encoder(Path(os.environ.get("MINILM_DIR") or DEFAULT_MODEL_DIR), window=window, stride=window // 2)
+    rows = lexicon_rows(files)
+    t0 = time.perf_counter()
+    for r in rows:
+        r["emb"] = enc.embed(r["text"])
+    n = sum(len(r["emb"]) for r in rows)
+    print(f"{len(rows)} cases, {n} windows, {time.perf_counter() - t0:.1f}s (serving)", file=sys.stderr)
+    with open(out, "wb") as fh:
+        pickle.dump(rows, fh)
+
+
 def main() -> None:
     out, window, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     import os
 
+    if os.environ.get("SERVING"):
+        serving(out, window, files)
+        return
     if os.environ.get("ENCODER"):  # e.g. /tmp/minilm_int8.onnx (onnx_check.py)
         from onnx_check import OrtMiniLM
 
         m = OrtMiniLM(os.environ["ENCODER"], window=window)
     else:
         m = MiniLM(window=window)
-    rows = []
-    for f in files:
-        for r in load(f):
-            v = scan(r["text"])
-            rows.append(
-                dict(
-                    file=Path(f).name,
-                    text=r["text"],
-                    expected=r["expected"],
-                    categories=r.get("categories", []),
-                    lex=v.severity.value,
-                )
-            )
+    rows = lexicon_rows(files)
     # all windows, batched by length for speed
     wins = []  # (row index, ids)
     for i, r in enumerate(rows):
