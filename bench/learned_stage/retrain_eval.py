@@ -10,10 +10,11 @@ record of that run); after an adoption ``safety/data/learned/`` holds the new he
 From round seven on, each set of heads is also scored at its 1% operating point
 (``old@0.01``, ``new@0.01``; RETRAIN.md, seventh round).
 
-OLD_FUSIONS (round eight on): the onnxruntime fusions the old heads' encoder session kept
-("all": every fusion, as served before round eight; default: the service's current
-``DISABLED_FUSIONS``), so each set of heads is scored on the encoder session it was
-trained on.
+NEW_SESSION=candidate (round eight): the new heads are scored on round eight's candidate
+encoder session (``session_cost.CANDIDATE_FUSIONS`` left out, the session they were
+trained on); the old heads always on the service's. (Round eight ran this as
+``OLD_FUSIONS=all`` while the candidate session was the working tree's
+``safety.learned.DISABLED_FUSIONS``; refused, it lives in ``session_cost.py`` now.)
 
 usage: retrain_eval.py FOLDER FILE...   -> one JSON line per file; writes FOLDER/results.json
 """
@@ -31,7 +32,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from safety.evaluation import evaluate, load_cases  # noqa: E402
-import safety.learned as learned  # noqa: E402
 from safety.learned import DATA_DIR, LearnedStage  # noqa: E402
 
 
@@ -72,18 +72,18 @@ def main() -> None:
     out = []
     with tempfile.TemporaryDirectory() as d:
         new_dir = service_layout(folder, Path(d))
-        current = learned.DISABLED_FUSIONS
-        if os.environ.get("OLD_FUSIONS") == "all":
-            learned.DISABLED_FUSIONS = ()
-        old = LearnedStage.load(data_dir=DATA_DIR)
-        old_strict = LearnedStage.load(data_dir=DATA_DIR, operating_point="0.01")
-        learned.DISABLED_FUSIONS = current
+        from session_cost import without_fusions
+
+        def new_stage(**kw: str) -> LearnedStage:
+            stage = LearnedStage.load(data_dir=new_dir, **kw)
+            return without_fusions(stage) if os.environ.get("NEW_SESSION") == "candidate" else stage
+
         stages = {
             "lexicon": None,
-            "old": old,
-            "new": LearnedStage.load(data_dir=new_dir),
-            "old@0.01": old_strict,
-            "new@0.01": LearnedStage.load(data_dir=new_dir, operating_point="0.01"),
+            "old": LearnedStage.load(data_dir=DATA_DIR),
+            "new": new_stage(),
+            "old@0.01": LearnedStage.load(data_dir=DATA_DIR, operating_point="0.01"),
+            "new@0.01": new_stage(operating_point="0.01"),
         }
         for f in sys.argv[2:]:
             row = {"file": Path(f).name, **{k: figures(s, f) for k, s in stages.items()}}

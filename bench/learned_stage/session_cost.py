@@ -1,13 +1,17 @@
-"""CPU of the encoder session with every onnxruntime fusion against the service's session
-(``safety.learned.DISABLED_FUSIONS`` left out), interleaved on the same texts.
+"""CPU of the encoder session as served (every onnxruntime fusion) against round eight's
+candidate session (:data:`CANDIDATE_FUSIONS` left out), interleaved on the same texts.
 
-Round eight (RETRAIN.md) left SkipLayerNormalization and Gelu fusion out of the encoder's
-session. Both sessions load the same built encoder and the same heads; each text is
-classified by one, then the other, alternating which goes first, so machine drift falls
+Round eight (RETRAIN.md) tried the candidate session with heads trained on it; refused, so
+the service keeps every fusion. Both sessions here load the same built encoder and the
+service's heads; each text is classified by one, then the other, alternating which goes first, so machine drift falls
 on both. Texts: the bench's 75-character message (``bench/load.py``) and everyday talk
 cut to 300 and 1000 characters. Prints CPU medians per classify and their ratio.
 
-usage: taskset -c 1 .venv/bin/python bench/learned_stage/session_cost.py [ROUNDS]
+``--flips``: instead, every case text of five words or more in ``tests/safety_cases/`` and
+the shared dev set classified by both sessions, with each verdict that differs (about 4
+minutes on one core).
+
+usage: taskset -c 1 .venv/bin/python bench/learned_stage/session_cost.py [ROUNDS | --flips]
 """
 
 from __future__ import annotations
@@ -27,25 +31,65 @@ from bench.load import TEXT  # noqa: E402
 from bench.safety_scan import EVERYDAY, make_text  # noqa: E402
 
 
+#: The fusions round eight's candidate session left out.
+CANDIDATE_FUSIONS = ("SkipLayerNormFusion", "GeluFusion")
+
+
+def without_fusions(
+    stage: learned.LearnedStage, fusions: tuple[str, ...] = CANDIDATE_FUSIONS
+) -> learned.LearnedStage:
+    """``stage`` with its encoder session rebuilt without ``fusions`` (one thread, as served)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    stage.encoder.session = ort.InferenceSession(
+        str(learned.DEFAULT_MODEL_DIR / learned.ENCODER_FILE),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(fusions),
+    )
+    return stage
+
+
+def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[str, object]:
+    files = [
+        *sorted((ROOT / "tests/safety_cases").glob("*.jsonl")),
+        ROOT.parent / "shared/eval/safety_dev.jsonl",
+    ]
+    scored, changed = 0, []
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            text = json.loads(line)["text"] if line.strip() else ""
+            if len(text.split()) < learned.MIN_WORDS:
+                continue
+            scored += 1
+            a, b = fused.classify(text).severity, candidate.classify(text).severity
+            if a != b:
+                changed.append(f"{path.name}: {a.value} -> {b.value}: {text[:70]}")
+    return {"scored": scored, "changed": len(changed), "changes": changed}
+
+
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    current = learned.DISABLED_FUSIONS
-    learned.DISABLED_FUSIONS = ()
     fused = learned.LearnedStage.load()
-    learned.DISABLED_FUSIONS = current
-    service = learned.LearnedStage.load()
+    candidate = without_fusions(learned.LearnedStage.load())
+    if sys.argv[1:] == ["--flips"]:
+        print(json.dumps(flips(fused, candidate), indent=1))
+        return
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     rng = random.Random(8)
     sets = {"75ch": [TEXT], "300ch": [make_text(300, rng, EVERYDAY) for _ in range(5)]}
     sets["1000ch"] = [make_text(1000, rng, EVERYDAY) for _ in range(3)]
-    out: dict[str, object] = {"disabled_fusions": list(current)}
+    out: dict[str, object] = {"disabled_fusions": list(CANDIDATE_FUSIONS)}
     for name, texts in sets.items():
         n = rounds if name != "1000ch" else max(20, rounds // 5)
-        cpu: dict[str, list[float]] = {"all_fusions": [], "service": []}
-        for stage in (fused, service):
+        cpu: dict[str, list[float]] = {"all_fusions": [], "candidate": []}
+        for stage in (fused, candidate):
             stage.classify(texts[0])  # warm-up
         for i in range(n):
             text = texts[i % len(texts)]
-            order = [("all_fusions", fused), ("service", service)]
+            order = [("all_fusions", fused), ("candidate", candidate)]
             for label, stage in order if i % 2 else order[::-1]:
                 c = time.process_time_ns()
                 stage.classify(text)
@@ -53,8 +97,8 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in cpu.items()}
         out[name] = {
             "all_fusions_cpu_median_ms": round(med["all_fusions"], 3),
-            "service_cpu_median_ms": round(med["service"], 3),
-            "ratio": round(med["service"] / med["all_fusions"], 3),
+            "candidate_cpu_median_ms": round(med["candidate"], 3),
+            "ratio": round(med["candidate"] / med["all_fusions"], 3),
             "runs": n,
         }
     print(json.dumps(out, indent=1))
