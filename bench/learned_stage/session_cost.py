@@ -39,18 +39,27 @@ def without_fusions(
     stage: learned.LearnedStage, fusions: tuple[str, ...] = CANDIDATE_FUSIONS
 ) -> learned.LearnedStage:
     """``stage`` with its encoder session rebuilt without ``fusions`` (one thread, as served)."""
+    set_session(stage.encoder, fusions)
+    return stage
+
+
+def set_session(
+    encoder: learned.Encoder,
+    fusions: tuple[str, ...] = CANDIDATE_FUSIONS,
+    model_dir: Path = learned.DEFAULT_MODEL_DIR,
+) -> None:
+    """Rebuild ``encoder``'s onnxruntime session (on ``model_dir``'s encoder) without ``fusions``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    stage.encoder.session = ort.InferenceSession(
-        str(learned.DEFAULT_MODEL_DIR / learned.ENCODER_FILE),
+    encoder.session = ort.InferenceSession(
+        str(model_dir / learned.ENCODER_FILE),
         options,
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(fusions),
     )
-    return stage
 
 
 def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[str, object]:
