@@ -161,11 +161,24 @@ def pick_windows(n: int, cap: int = MAX_WINDOWS, edge: int = EDGE_WINDOWS) -> li
     return sorted(picked)
 
 
+def encoder_session(path: Path, disabled_optimizers: tuple[str, ...] = ()) -> Any:
+    """An onnxruntime session on the encoder at ``path``, on one thread (as served).
+    ``disabled_optimizers`` (graph fusions to leave out) is for experiments only:
+    ``bench/learned_stage/session_cost.py``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled_optimizers)
+    )
+
+
 class Encoder:
     """all-MiniLM-L6-v2 (int8 ONNX): word-piece windows in, L2-normalised embeddings out."""
 
     def __init__(self, model_dir: Path, *, window: int, stride: int, max_windows: int = MAX_WINDOWS) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
@@ -178,12 +191,7 @@ class Encoder:
         self.cls_id: int = cls_id
         self.sep_id: int = sep_id
         self.window, self.stride, self.max_windows = window, stride, max_windows
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(model_dir / ENCODER_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = encoder_session(model_dir / ENCODER_FILE)
 
     def all_windows(self, text: str) -> list[list[int]]:
         """Word-piece ids of ``text`` in overlapping windows, each with [CLS]/[SEP]."""

@@ -6,9 +6,10 @@ SERVING=1 (round eight on): each case is embedded exactly as the service embeds 
 ``safety.learned.Encoder.embed`` on the built encoder in MINILM_DIR (default: the
 service's), one text per call, at most MAX_WINDOWS windows, with the service's session
 options - or, with SESSION=candidate as well, round eight's candidate session
-(``session_cost.py``; how round eight's features were made). Without it, windows of different cases are batched 32 at a time, and since the
-int8 encoder quantises each product's input with one scale per batch, a case's
-embeddings then depend on the cases it was batched with (what rounds one to seven did).
+(``session_cost.py``; how round eight's features were made). Without it, windows of
+different cases are batched 32 at a time, and since the int8 encoder quantises each
+product's input with one scale per batch, a case's embeddings then depend on the cases it
+was batched with (what rounds one to seven did).
 """
 
 from __future__ import annotations

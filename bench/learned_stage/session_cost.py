@@ -3,8 +3,8 @@ candidate session (:data:`CANDIDATE_FUSIONS` left out), interleaved on the same 
 
 Round eight (RETRAIN.md) tried the candidate session with heads trained on it; refused, so
 the service keeps every fusion. Both sessions here load the same built encoder and the
-service's heads; each text is classified by one, then the other, alternating which goes first, so machine drift falls
-on both. Texts: the bench's 75-character message (``bench/load.py``) and everyday talk
+service's heads; each text is classified by one, then the other, alternating which goes
+first, so machine drift falls on both. Texts: the bench's 75-character message (``bench/load.py``) and everyday talk
 cut to 300 and 1000 characters. Prints CPU medians per classify and their ratio.
 
 ``--flips``: instead, every case text of five words or more in ``tests/safety_cases/`` and
@@ -49,17 +49,7 @@ def set_session(
     model_dir: Path = learned.DEFAULT_MODEL_DIR,
 ) -> None:
     """Rebuild ``encoder``'s onnxruntime session (on ``model_dir``'s encoder) without ``fusions``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    encoder.session = ort.InferenceSession(
-        str(model_dir / learned.ENCODER_FILE),
-        options,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(fusions),
-    )
+    encoder.session = learned.encoder_session(model_dir / learned.ENCODER_FILE, fusions)
 
 
 def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[str, object]:
