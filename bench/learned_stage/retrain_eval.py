@@ -72,11 +72,13 @@ def main() -> None:
     out = []
     with tempfile.TemporaryDirectory() as d:
         new_dir = service_layout(folder, Path(d))
-        from session_cost import without_fusions
+        from session_cost import set_session
 
         def new_stage(**kw: str) -> LearnedStage:
             stage = LearnedStage.load(data_dir=new_dir, **kw)
-            return without_fusions(stage) if os.environ.get("NEW_SESSION") == "candidate" else stage
+            if os.environ.get("NEW_SESSION") == "candidate":
+                set_session(stage.encoder)
+            return stage
 
         stages = {
             "lexicon": None,

@@ -29,18 +29,11 @@ sys.path.insert(0, str(ROOT))
 import safety.learned as learned  # noqa: E402
 from bench.load import TEXT  # noqa: E402
 from bench.safety_scan import EVERYDAY, make_text  # noqa: E402
+from safety.evaluation import load_cases  # noqa: E402
 
 
 #: The fusions round eight's candidate session left out.
 CANDIDATE_FUSIONS = ("SkipLayerNormFusion", "GeluFusion")
-
-
-def without_fusions(
-    stage: learned.LearnedStage, fusions: tuple[str, ...] = CANDIDATE_FUSIONS
-) -> learned.LearnedStage:
-    """``stage`` with its encoder session rebuilt without ``fusions`` (one thread, as served)."""
-    set_session(stage.encoder, fusions)
-    return stage
 
 
 def set_session(
@@ -59,8 +52,7 @@ def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[
     ]
     scored, changed = 0, []
     for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            text = json.loads(line)["text"] if line.strip() else ""
+        for text in (case.text for case in load_cases(path)):
             if len(text.split()) < learned.MIN_WORDS:
                 continue
             scored += 1
@@ -72,7 +64,8 @@ def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[
 
 def main() -> None:
     fused = learned.LearnedStage.load()
-    candidate = without_fusions(learned.LearnedStage.load())
+    candidate = learned.LearnedStage.load()
+    set_session(candidate.encoder)
     if sys.argv[1:] == ["--flips"]:
         print(json.dumps(flips(fused, candidate), indent=1))
         return
