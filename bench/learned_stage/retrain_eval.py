@@ -10,11 +10,12 @@ record of that run); after an adoption ``safety/data/learned/`` holds the new he
 From round seven on, each set of heads is also scored at its 1% operating point
 (``old@0.01``, ``new@0.01``; RETRAIN.md, seventh round).
 
-NEW_SESSION=candidate (round eight): the new heads are scored on round eight's candidate
-encoder session (``session_cost.CANDIDATE_FUSIONS`` left out, the session they were
-trained on); the old heads always on the service's. (Round eight ran this as
-``OLD_FUSIONS=all`` while the candidate session was the working tree's
-``safety.learned.DISABLED_FUSIONS``; refused, it lives in ``session_cost.py`` now.)
+Both sets of heads are scored on the service's encoder session, which since round nine
+leaves out ``safety.learned.DISABLED_FUSIONS`` (round eight's candidate session).
+OLD_SESSION=fused scores the old heads on the all-fusions session served in rounds one to
+eight instead: that is how round eight (``dec08/``: its new heads on the candidate
+session, round seven's on the fused one) and round nine's session test (``dec09/``: round
+seven's heads on both) were run, and it reproduces both results files.
 
 usage: retrain_eval.py FOLDER FILE...   -> one JSON line per file; writes FOLDER/results.json
 """
@@ -74,18 +75,18 @@ def main() -> None:
         new_dir = service_layout(folder, Path(d))
         from session_cost import set_session
 
-        def new_stage(**kw: str) -> LearnedStage:
-            stage = LearnedStage.load(data_dir=new_dir, **kw)
-            if os.environ.get("NEW_SESSION") == "candidate":
-                set_session(stage.encoder)
+        def old_stage(**kw: str) -> LearnedStage:
+            stage = LearnedStage.load(data_dir=DATA_DIR, **kw)
+            if os.environ.get("OLD_SESSION") == "fused":
+                set_session(stage.encoder, ())
             return stage
 
         stages = {
             "lexicon": None,
-            "old": LearnedStage.load(data_dir=DATA_DIR),
-            "new": new_stage(),
-            "old@0.01": LearnedStage.load(data_dir=DATA_DIR, operating_point="0.01"),
-            "new@0.01": new_stage(operating_point="0.01"),
+            "old": old_stage(),
+            "new": LearnedStage.load(data_dir=new_dir),
+            "old@0.01": old_stage(operating_point="0.01"),
+            "new@0.01": LearnedStage.load(data_dir=new_dir, operating_point="0.01"),
         }
         for f in sys.argv[2:]:
             row = {"file": Path(f).name, **{k: figures(s, f) for k, s in stages.items()}}

@@ -1,8 +1,11 @@
-"""CPU of the encoder session as served (every onnxruntime fusion) against round eight's
-candidate session (:data:`CANDIDATE_FUSIONS` left out), interleaved on the same texts.
+"""CPU of the encoder session with every onnxruntime fusion (as served in rounds one to
+eight) against the candidate session (:data:`CANDIDATE_FUSIONS` left out), interleaved on
+the same texts.
 
-Round eight (RETRAIN.md) tried the candidate session with heads trained on it; refused, so
-the service keeps every fusion. Both sessions here load the same built encoder and the
+Round eight (RETRAIN.md) tried the candidate session with heads trained on it and refused
+them; round nine tested the session on its own with the served heads and adopted it, so the
+candidate is now the service's session (``safety.learned.DISABLED_FUSIONS``) and the
+all-fusions session the experiment. Both sessions here load the same built encoder and the
 service's heads; each text is classified by one, then the other, alternating which goes
 first, so machine drift falls on both. Texts: the bench's 75-character message (``bench/load.py``) and everyday talk
 cut to 300 and 1000 characters. Prints CPU medians per classify and their ratio.
@@ -32,8 +35,8 @@ from bench.safety_scan import EVERYDAY, make_text  # noqa: E402
 from safety.evaluation import load_cases  # noqa: E402
 
 
-#: The fusions round eight's candidate session left out.
-CANDIDATE_FUSIONS = ("SkipLayerNormFusion", "GeluFusion")
+#: The fusions the candidate session leaves out (served since round nine).
+CANDIDATE_FUSIONS = learned.DISABLED_FUSIONS
 
 
 def set_session(
@@ -64,6 +67,7 @@ def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[
 
 def main() -> None:
     fused = learned.LearnedStage.load()
+    set_session(fused.encoder, ())
     candidate = learned.LearnedStage.load()
     set_session(candidate.encoder)
     if sys.argv[1:] == ["--flips"]:
