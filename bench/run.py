@@ -588,9 +588,10 @@ def report(res: dict[str, Any]) -> str:
     ol = res.get("openloop")
     if ol:
         parts.append("")
+        how = "fixed by --openloop-rate" if ol.get("fixed") else "half the coach's best json throughput"
         parts.append(
-            f"open loop (Poisson, {ol['rate']:.0f} arrivals/s = half the coach's best json "
-            f"throughput): coach p50/p99 {fmt(lat(ol['coach'], 'latency', 'p50'))}/"
+            f"open loop (Poisson, {ol['rate']:.0f} arrivals/s = {how}): coach p50/p99 "
+            f"{fmt(lat(ol['coach'], 'latency', 'p50'))}/"
             f"{fmt(lat(ol['coach'], 'latency', 'p99'))} ms, direct "
             f"{fmt(lat(ol['direct'], 'latency', 'p50'))}/"
             f"{fmt(lat(ol['direct'], 'latency', 'p99'))} ms, added p99 "
@@ -744,6 +745,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token-ms", type=float, default=5.0, help="fake upstream token pacing")
     ap.add_argument("--limit", type=float, default=None, help="seconds per measured run")
     ap.add_argument("--listeners", type=int, default=2000)
+    ap.add_argument(
+        "--openloop-rate",
+        type=float,
+        default=None,
+        help="arrivals/s for the open-loop section (default: half the coach's best json throughput "
+        "of this run, or 100/s without the coach section); fixed, to compare two builds at one rate",
+    )
     ap.add_argument(
         "--coach-env",
         action="append",
@@ -943,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
                     res["coach_rss_mib"] = rss_bytes(cproc.pid) / 2**20
                 if "openloop" in only:
                     cap = best(rows, "coach", False) or 200.0
-                    rate = cap / 2
+                    rate = args.openloop_rate or cap / 2
                     dur = 10.0 if args.quick else 20.0
                     n = int(rate * dur)
                     common = {"concurrency": 256, "requests": n, "rate": rate, "time_limit": dur + 5}
@@ -959,6 +967,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     res["openloop"] = {
                         "rate": rate,
+                        "fixed": bool(args.openloop_rate),
                         "coach": co,
                         "direct": di,
                         "added_p99": (co["latency"]["p99"] - di["latency"]["p99"])
