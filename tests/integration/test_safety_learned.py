@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import respx
 from litestar.testing import AsyncTestClient
 
@@ -43,13 +44,14 @@ async def _post(app: Any, text: str) -> tuple[dict[str, Any], list[dict[str, Any
     return {**r.json(), "ready": ready}, mine, theirs
 
 
+@pytest.mark.parametrize("processes", [True, False], ids=["worker processes", "threads"])
 async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
-    make_app: AppFactory, redis_client: Any
+    make_app: AppFactory, redis_client: Any, processes: bool
 ) -> None:
     coach = Script()  # raises if the model is asked anything
     with respx.mock(using="coach", assert_all_called=False) as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
-        app = make_app(model=upstream_client(), safety_learned=True)
+        app = make_app(model=upstream_client(), safety_learned=True, safety_learned_processes=processes)
         with coach_logs() as records:
             body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
