@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -134,9 +133,7 @@ def create_app(
     client = ResilientClient(model if model is not None else make_model(settings))
     classifier = make_classifier(settings, catalog, gate)
     learned, learned_status = make_learned(
-        settings.safety_learned,
-        settings.safety_model_dir or DEFAULT_MODEL_DIR,
-        processes=settings.safety_learned_processes,
+        settings.safety_learned, settings.safety_model_dir or DEFAULT_MODEL_DIR
     )
     coach = Coach(
         store=store,
@@ -153,11 +150,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        if learned is not None:
-            # start the stage's worker processes as soon as startup is done, without
-            # waiting for them: the first message should not pay their start; not before
-            # the startup hooks, which they would slow down (see coach/learned.py)
-            asyncio.get_running_loop().call_soon(learned.start)
         try:
             yield
         finally:

@@ -28,14 +28,11 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from coach.app import create_app
-    from coach.learned import shutdown_worker_pools
     from coach.settings import Settings
 
     settings = Settings.from_env()
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)
-    # uvicorn ends the process with the SIGTERM it caught: no exit handler would stop them
-    app.on_shutdown.append(shutdown_worker_pools)
     uvicorn.run(
         app,
         host=args.host or settings.host,

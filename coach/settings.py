@@ -14,9 +14,7 @@ from typing import Any
 import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
-_FLAGS = frozenset(
-    {"allow_draft_templates", "safety_classifier", "safety_learned", "safety_learned_processes"}
-)
+_FLAGS = frozenset({"allow_draft_templates", "safety_classifier", "safety_learned"})
 
 # name -> (env var, help text). The order is the order of .env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -57,11 +55,6 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "COACH_SAFETY_LEARNED",
         "Learned safety stage: a local sentence-embedding model scores each message the lexicon did not "
         "flag as risk or danger (a few ms of CPU; it can only raise severity). Needs `make model`.",
-    ),
-    "safety_learned_processes": (
-        "COACH_SAFETY_LEARNED_PROCESSES",
-        "Run the learned safety stage in 2 worker processes (true) instead of 2 threads of the server "
-        "process (false): the threads hold the GIL the event loop needs.",
     ),
     "safety_model_dir": (
         "COACH_SAFETY_MODEL_DIR",
@@ -129,7 +122,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     breaker_reset: float = 30.0
     model_max_connections: int = 100
     safety_learned: bool = True
-    safety_learned_processes: bool = True
     safety_model_dir: Path | None = None
     safety_classifier: bool = False
     safety_classifier_timeout: float = 3.0

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import respx
 from litestar.testing import AsyncTestClient
 
@@ -44,14 +43,13 @@ async def _post(app: Any, text: str) -> tuple[dict[str, Any], list[dict[str, Any
     return {**r.json(), "ready": ready}, mine, theirs
 
 
-@pytest.mark.parametrize("processes", [True, False], ids=["worker processes", "threads"])
 async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
-    make_app: AppFactory, redis_client: Any, processes: bool
+    make_app: AppFactory, redis_client: Any
 ) -> None:
     coach = Script()  # raises if the model is asked anything
     with respx.mock(using="coach", assert_all_called=False) as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
-        app = make_app(model=upstream_client(), safety_learned=True, safety_learned_processes=processes)
+        app = make_app(model=upstream_client(), safety_learned=True)
         with coach_logs() as records:
             body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
