@@ -69,13 +69,30 @@ def text_scores(clf, rows, idx):
     return np.array([clf.score_windows(rows[i]["emb"]).max() for i in idx])
 
 
+def file_folds(rows, k):
+    """The out-of-fold groups: one per case file (``k`` = 0, leave-one-file-out, every round
+    so far), or ``k`` groups of whole files, balanced by case count (largest file first into
+    the smallest group; deterministic)."""
+    sizes = {}
+    for r in rows:
+        sizes[r["file"]] = sizes.get(r["file"], 0) + 1
+    if not k:
+        return [{f} for f in sorted(sizes)]
+    groups = [set() for _ in range(k)]
+    load = [0] * k
+    for f in sorted(sizes, key=lambda f: (-sizes[f], f)):
+        j = load.index(min(load))
+        groups[j].add(f)
+        load[j] += sizes[f]
+    return groups
+
+
 def oof(rows, kind, C, cw):
-    files = sorted({r["file"] for r in rows})
     sp = np.zeros(len(rows))
     sd = np.zeros(len(rows))
-    for f in files:
-        tr = [i for i, r in enumerate(rows) if r["file"] != f]
-        te = [i for i, r in enumerate(rows) if r["file"] == f]
+    for group in file_folds(rows, FOLDS):
+        tr = [i for i, r in enumerate(rows) if r["file"] not in group]
+        te = [i for i, r in enumerate(rows) if r["file"] in group]
         X, yp, yd = window_arrays(rows, tr)
         sp[te] = text_scores(fit(X, yp, kind, C, cw), rows, te)
         sd[te] = text_scores(fit(X, yd, kind, C, cw), rows, te)
@@ -132,6 +149,8 @@ def save_head(path, clf, kind, X):
 
 SVC_C = tuple(float(x) for x in os.environ.get("SVC_C", "1,3,10").split(","))
 JOBS = int(os.environ.get("JOBS", "1"))  # grid points run in parallel processes; same results
+#: 0: leave one case file out (the rule of rounds one to eight); k: k groups of whole files
+FOLDS = int(os.environ.get("FOLDS", "0"))
 _ROWS: list = []
 
 
