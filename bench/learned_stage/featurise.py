@@ -5,8 +5,8 @@ usage: featurise.py OUT.pkl WINDOW FILE...   (cache lives outside the repo, e.g.
 SERVING=1 (round eight on): each case is embedded exactly as the service embeds it -
 ``safety.learned.Encoder.embed`` on the built encoder in MINILM_DIR (default: the
 service's), one text per call, at most MAX_WINDOWS windows, with the service's session
-options - or, with SESSION=candidate as well, round eight's candidate session
-(``session_cost.py``; how round eight's features were made). Without it, windows of
+(since round nine round eight's candidate session, so this is how round eight's features
+were made; until then that took SESSION=candidate). Without it, windows of
 different cases are batched 32 at a time, and since the int8 encoder quantises each
 product's input with one scale per batch, a case's embeddings then depend on the cases it
 was batched with (what rounds one to seven did).
@@ -53,10 +53,6 @@ def serving(out: str, window: int, files: list[str]) -> None:
 
     model_dir = Path(os.environ.get("MINILM_DIR") or DEFAULT_MODEL_DIR)
     enc = Encoder(model_dir, window=window, stride=window // 2)
-    if os.environ.get("SESSION") == "candidate":
-        from session_cost import set_session
-
-        set_session(enc, model_dir=model_dir)
     rows = lexicon_rows(files)
     t0 = time.perf_counter()
     for r in rows:
