@@ -68,8 +68,7 @@ def flips(fused: learned.LearnedStage, candidate: learned.LearnedStage) -> dict[
 def main() -> None:
     fused = learned.LearnedStage.load()
     set_session(fused.encoder, ())
-    candidate = learned.LearnedStage.load()
-    set_session(candidate.encoder)
+    candidate = learned.LearnedStage.load()  # the served session: CANDIDATE_FUSIONS left out
     if sys.argv[1:] == ["--flips"]:
         print(json.dumps(flips(fused, candidate), indent=1))
         return
