@@ -109,10 +109,10 @@ def settings(**overrides: Any) -> Settings:
         "turn_deadline": 5.0,
         "rate_limit_per_minute": 0,
         "ip_rate_limit_per_minute": 0,
-        # The learned safety stage (on in production) raises 2 of 52 bland messages with
-        # round seven's heads ("Here is my answer for How is it going?." / "... How it
-        # went."; 0 to 5 with earlier heads); tests of other things must not depend on a
-        # model's borderline scores.
+        # The learned safety stage (on in production) raises 1 of 52 bland messages with
+        # round fourteen's heads ("Here is my answer for How is it going?.", to danger; 0
+        # to 5 with earlier heads); tests of other things must not depend on a model's
+        # borderline scores.
         # Its own tests turn it on.
         "safety_learned": False,
     }
