@@ -1,0 +1,151 @@
+"""Plain, short disclosures are caught by the lexicon alone.
+
+A message under five words never reaches the learned stage, and a plainly worded one
+should not need it. These sentences were written on 2026-12-05 as a probe of the
+lexicon's constructions (bench/learned_stage/RETRAIN.md, sixteenth round): before it,
+"he banged my head against the wall", "he cut my hand with the kitchen knife" and "she
+stabbed my hand with a fork" scanned as none, because contexts meant for the writer's
+own accident or a playful fork cancelled them whoever the agent was.
+
+Known and left (not asserted): "i have the pills ready" (as likely a carer's words), "he
+films me without asking" (a wedding video too), "my husband screams at me till i cry"
+and "i walk on eggshells around him" (concern, by design).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from safety import Severity, scan
+
+#: Danger by the policy: strangulation, weapons, threats to kill, violence in
+#: pregnancy, escalation, suicide intent or plan.
+DANGER = [
+    "he chokd me last nite",
+    "he strangled me",
+    "he put his hands on my neck",
+    "he squeezed my throat",
+    "he pinned me to the floor by my neck",
+    "She choked me out during the argument.",
+    "He pressed his forearm on my neck.",
+    "He put his hands round my throat for a second, it's fine.",
+    "he said he'd kill me",
+    "she said shed burn the house down",
+    "he has a gun and says he'll use it",
+    "she held a knife to me",
+    "he sleeps with a knife under the pillow",
+    "He cut my hand with the kitchen knife.",
+    "She stabbed my hand with a fork.",
+    "i threatened her with a knife",
+    "i grabbed her by the throat",
+    "he's getting more violent",
+    "he hit me while i was pregnant",
+    "he kicked me in the stomach when i was pregnant",
+    "He pushed me down the stairs when I was pregnant.",
+    "im going to kill myself tonight",
+    "i wrote my goodbye letters",
+    "ive been saving up my meds",
+    "he drove really fast to scare me and said he'd crash us",
+]
+
+#: Risk at least: abuse, control, sexual coercion, stalking, harm to children,
+#: self-harm thoughts, the writer's own harm to a partner.
+RISK = [
+    "bf hit me again",
+    "my wife punched me",
+    "gf slapped me",
+    "she threw a mug at me",
+    "he pushed me into the wall",
+    "He banged my head against the wall.",
+    "he banged my head on the table",
+    "he hit my head on the counter",
+    "She knocked my head against the door frame",
+    "she hit my head with the hammer",
+    "He whacked my knee with the bat",
+    "He slammed my fingers in the drawer.",
+    "He burned my hand on the stove on purpose.",
+    "My boyfriend cut my hair off while I slept to punish me.",
+    "He bit my hand so hard it bled.",
+    "She scratched my face with her nails.",
+    "My husband twisted my wrist until it cracked.",
+    "He knocked my teeth out.",
+    "He whipped my legs with the cable.",
+    "He beat me with a broom handle.",
+    "He knocked me down the stairs.",
+    "He poured boiling water on my arm.",
+    "he took my car keys so i cant leave",
+    "he reads all my texts",
+    "he tracks my phone",
+    "she wont let me see my mum",
+    "he takes my whole paycheck",
+    "he keeps my passport",
+    "he makes me ask for money",
+    "he wont let me have a bank card",
+    "he changed the wifi password so i cant go online",
+    "she deleted all my contacts",
+    "he films me secretly when i get changed",
+    "he watches me through the cameras at home",
+    "he calls me worthless every day",
+    "she says im fat and disgusting",
+    "he says no one else would want me",
+    "he ignores me for days to punish me",
+    "he threatens to leave with the kids if i dont obey",
+    "he forced me to have sex",
+    "he doesnt stop when i say no",
+    "he touched me while i was asleep",
+    "she took photos of me without consent and threatens to post them",
+    "he follows me to work",
+    "my ex keeps turning up at my flat",
+    "he put a tracker on my car",
+    "my ex keeps messaging from new numbers",
+    "he hits our son",
+    "she smacks the baby when it cries",
+    "he locks the kids in their room",
+    "he burns the kids with cigarettes",
+    "i want to die",
+    "i dont want to be here anymore",
+    "everyone would be better off without me",
+    "i keep thinking about ending it",
+    "i sometimes hit her when im angry",
+    "i pushed my girlfriend down last night",
+    "i want to hurt him",
+]
+
+#: Figures of speech, games, media, agreed arrangements and accidents: below risk.
+LOOK_ALIKES = [
+    "he never hit me",
+    "she killed it at work today",
+    "this commute is killing me",
+    "id kill for a coffee",
+    "he beat me at chess",
+    "Proud moment: beating my brother at chess after thirty years of losing.",
+    "we watched a show where he strangles her",
+    "my toddler hit me with a toy",
+    "i could strangle the printer",
+    "we share locations, we both wanted it",
+    "he choked on his dinner",
+    "she stabbed the last meatball with her fork",
+    "I bang my head on those cupboard doors every single morning.",
+    "I banged my head on the cupboard again",
+    "I cut my finger with the bread knife.",
+    "I broke my tooth on a toffee.",
+    "Someone cut me up on the ring road and I was rattled all the way home.",
+    "Appreciation to finish: thank you for staying calm when I got defensive.",
+    "Waiting to hear about the job. Checked my email like 40 times today.",
+]
+
+
+@pytest.mark.parametrize("text", DANGER)
+def test_a_plain_danger_disclosure_is_danger(text: str) -> None:
+    assert scan(text).severity is Severity.DANGER
+
+
+@pytest.mark.parametrize("text", RISK)
+def test_a_plain_disclosure_is_raised(text: str) -> None:
+    assert scan(text).severity.rank >= Severity.RISK.rank
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_a_look_alike_is_not_raised(text: str) -> None:
+    verdict = scan(text)
+    assert verdict.severity.rank < Severity.RISK.rank, [s.id for s in verdict.signals]
