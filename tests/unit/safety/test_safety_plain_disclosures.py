@@ -109,6 +109,12 @@ RISK = [
     "i sometimes hit her when im angry",
     "i pushed my girlfriend down last night",
     "i want to hurt him",
+    # contexts for the writer's own accident, a welcome visit or the writer's own reason
+    # must not cancel what someone else did and called an accident, or kept anyway
+    "He smashed my phone and said it was by accident.",
+    "She ripped up my photos and claimed she did it accidentally.",
+    "He found out where I live now and he was thrilled about it, he texted me a picture of my door.",
+    "he keeps my passport because i lost it once, he says, but he won't give it back even when i ask",
 ]
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
@@ -132,6 +138,10 @@ LOOK_ALIKES = [
     "Someone cut me up on the ring road and I was rattled all the way home.",
     "Appreciation to finish: thank you for staying calm when I got defensive.",
     "Waiting to hear about the job. Checked my email like 40 times today.",
+    "I broke my phone by accident.",
+    "The dog ripped up my photos.",
+    "My sister turned up at my work with cake and I was so happy.",
+    "I turned up at her office unannounced with flowers and she was thrilled",
 ]
 
 
