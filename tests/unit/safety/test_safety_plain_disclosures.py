@@ -115,6 +115,8 @@ RISK = [
     "She ripped up my photos and claimed she did it accidentally.",
     "He found out where I live now and he was thrilled about it, he texted me a picture of my door.",
     "he keeps my passport because i lost it once, he says, but he won't give it back even when i ask",
+    "It was just a pillow fight until he held the pillow over my face.",
+    "He said he'll kill me if I'm late again, and he means it.",
 ]
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
@@ -142,6 +144,8 @@ LOOK_ALIKES = [
     "The dog ripped up my photos.",
     "My sister turned up at my work with cake and I was so happy.",
     "I turned up at her office unannounced with flowers and she was thrilled",
+    "She'll kill me if I forget the milk again.",
+    "We had a pillow fight and I won.",
 ]
 
 
