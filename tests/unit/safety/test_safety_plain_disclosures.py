@@ -117,6 +117,14 @@ RISK = [
     "he keeps my passport because i lost it once, he says, but he won't give it back even when i ask",
     "It was just a pillow fight until he held the pillow over my face.",
     "He said he'll kill me if I'm late again, and he means it.",
+    "He says it was consensual but I said no the whole time.",
+    "We have a safe word but he ignores it.",
+    "He says I agreed to it but I was drunk and asleep.",
+    "He grabbed my arm to stop me from leaving the house.",
+    "He held me down to stop me from going out with my friends.",
+    "He kisses me and then squeezes my neck, he says it's affection.",
+    "My mum's boyfriend comes into my room at night.",
+    "He sends our 13 year old photos and tells her to keep it secret.",
 ]
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
@@ -146,6 +154,10 @@ LOOK_ALIKES = [
     "I turned up at her office unannounced with flowers and she was thrilled",
     "She'll kill me if I forget the milk again.",
     "We had a pillow fight and I won.",
+    "He grabbed my arm to stop me from stepping into the road.",
+    "We agreed on a safe word and he always stops.",
+    "He asked if it was okay to take a photo of me in bed, and deleted it when I said no.",
+    "The baby bit me while teething.",
 ]
 
 
