@@ -125,6 +125,8 @@ RISK = [
     "He kisses me and then squeezes my neck, he says it's affection.",
     "My mum's boyfriend comes into my room at night.",
     "He sends our 13 year old photos and tells her to keep it secret.",
+    "He had never hit me before last night.",
+    "He kicked me like a football.",
 ]
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
@@ -158,6 +160,8 @@ LOOK_ALIKES = [
     "We agreed on a safe word and he always stops.",
     "He asked if it was okay to take a photo of me in bed, and deleted it when I said no.",
     "The baby bit me while teething.",
+    "He has never hit me before and never would.",
+    "We played football and he kicked the ball like a pro",
 ]
 
 
