@@ -162,6 +162,7 @@ LOOK_ALIKES = [
     "The baby bit me while teething.",
     "He has never hit me before and never would.",
     "We played football and he kicked the ball like a pro",
+    "Being a nurse on nights, I get punched by confused patients sometimes, it's part of the job.",
 ]
 
 
