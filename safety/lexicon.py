@@ -621,22 +621,10 @@ def pattern_requirements(pattern: str, classes: _Classes) -> tuple[frozenset[str
     return tuple(reqs)
 
 
-def _top_level_bar(pattern: str) -> bool:
-    depth = 0
-    for ch in pattern:
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            return True
-    return False
-
-
 def _compile_one(
     pattern: str, classes: _Classes, where: str, *, need_trigger: bool = True
 ) -> CompiledPattern:
-    if _top_level_bar(pattern):
+    if len(_split_top(pattern)) > 1:
         # "a b|c" would be read as one sequence requiring a word of every branch, so the
         # pattern would only run when all of them occur: each branch is its own pattern
         raise LexiconError(f"{where}: '|' outside brackets; give each alternative its own line: {pattern!r}")
