@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from safety import ScanContext, Severity, scan
 from safety.engine import LEXICON
-from safety.lexicon import DATA_FILES, Lexicon, LexiconError, SignalRule
+from safety.lexicon import Lexicon, LexiconError, SignalRule
 
 REPLY = ScanContext(source="reply", after_disclosure=True)
 
@@ -145,15 +144,12 @@ def test_a_stated_role_frames_the_whole_text_but_never_the_writer() -> None:
     assert scan(no_role).is_disclosure
 
 
-def test_a_bar_outside_brackets_is_refused_at_load(tmp_path: Path) -> None:
+def test_a_bar_outside_brackets_is_refused_at_load(data_copy: Path) -> None:
     # "a b|c" was once read as one sequence needing a word of every branch, so an
     # except like "... means it|not joking" never ran: each branch must be its own line
-    src = resources.files("safety").joinpath("data")
-    for name in DATA_FILES:
-        (tmp_path / name).write_bytes(src.joinpath(name).read_bytes())
-    lex = tmp_path / "lexicon.yaml"
+    lex = data_copy / "lexicon.yaml"
     text = lex.read_text(encoding="utf-8")
     one = '"(and|but) (he|she|they) (means|meant|mean) it"'
     lex.write_text(text.replace(one, '"(he|she) means it|not joking"', 1), encoding="utf-8")
     with pytest.raises(LexiconError, match=r"trivial_stakes.*outside brackets"):
-        Lexicon.load(tmp_path)
+        Lexicon.load(data_copy)

@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import re
 import shutil
-from importlib import resources
 from pathlib import Path
 
 from safety import POLICY_VERSION, Severity
-from safety.lexicon import DATA_FILES, Lexicon
+from safety.lexicon import Lexicon
 from safety.scanner import scan_with
-
-
-def _copy_data(tmp_path: Path) -> Path:
-    src = resources.files("safety").joinpath("data")
-    for name in DATA_FILES:
-        (tmp_path / name).write_bytes(src.joinpath(name).read_bytes())
-    return tmp_path
 
 
 def test_version_format() -> None:
     assert re.fullmatch(r"\d{4}\.\d+\.\d+\+[0-9a-f]{10}", POLICY_VERSION)
 
 
-def test_same_data_same_version(tmp_path: Path) -> None:
-    assert Lexicon.load(_copy_data(tmp_path)).policy_version == POLICY_VERSION
+def test_same_data_same_version(data_copy: Path) -> None:
+    assert Lexicon.load(data_copy).policy_version == POLICY_VERSION
 
 
-def test_changed_data_changes_version_and_behaviour(tmp_path: Path) -> None:
-    d = _copy_data(tmp_path)
+def test_changed_data_changes_version_and_behaviour(data_copy: Path) -> None:
+    d = data_copy
     lex = d / "lexicon.yaml"
     text = lex.read_text(encoding="utf-8")
     text = text.replace('      - "{choke_verb} (me|{other_victim})"\n', "", 1)
@@ -42,8 +34,8 @@ def test_changed_data_changes_version_and_behaviour(tmp_path: Path) -> None:
     assert scan_with(changed, "he throttled me").severity is not Severity.DANGER
 
 
-def test_resource_change_changes_version(tmp_path: Path) -> None:
-    d = _copy_data(tmp_path)
+def test_resource_change_changes_version(data_copy: Path) -> None:
+    d = data_copy
     res = d / "resources.yaml"
     res.write_text(res.read_text(encoding="utf-8") + "\n# reviewed\n", encoding="utf-8")
     assert Lexicon.load(d).policy_version != POLICY_VERSION
