@@ -127,6 +127,8 @@ RISK = [
     "He sends our 13 year old photos and tells her to keep it secret.",
     "He had never hit me before last night.",
     "He kicked me like a football.",
+    "We went camping and he left me in the woods overnight to teach me a lesson.",
+    "He says the house rules are that I ask before I eat anything.",
 ]
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
@@ -163,6 +165,8 @@ LOOK_ALIKES = [
     "He has never hit me before and never would.",
     "We played football and he kicked the ball like a pro",
     "Being a nurse on nights, I get punched by confused patients sometimes, it's part of the job.",
+    "The teacher left me behind as a punishment for talking",
+    "The house rules at my gran's were that we ask before we eat anything",
 ]
 
 
