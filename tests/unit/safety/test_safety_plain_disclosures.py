@@ -31,6 +31,7 @@ DANGER = [
     "He put his hands round my throat for a second, it's fine.",
     "he said he'd kill me",
     "she said shed burn the house down",
+    "He gets the rifle out when we argue, just to clean it, he says.",
     "he has a gun and says he'll use it",
     "she held a knife to me",
     "he sleeps with a knife under the pillow",
