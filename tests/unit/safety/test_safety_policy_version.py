@@ -20,8 +20,7 @@ def test_same_data_same_version(data_copy: Path) -> None:
 
 
 def test_changed_data_changes_version_and_behaviour(data_copy: Path) -> None:
-    d = data_copy
-    lex = d / "lexicon.yaml"
+    lex = data_copy / "lexicon.yaml"
     text = lex.read_text(encoding="utf-8")
     text = text.replace('      - "{choke_verb} (me|{other_victim})"\n', "", 1)
     # the broad cue signal also catches "throttled me": remove it too
@@ -29,14 +28,13 @@ def test_changed_data_changes_version_and_behaviour(data_copy: Path) -> None:
         '      - "(strangl(e|es|ed|ing)|throttl(e|es|ed|ing)) (me|her|him|us|my|{other_victim})"\n', "", 1
     )
     lex.write_text(text, encoding="utf-8")
-    changed = Lexicon.load(d)
+    changed = Lexicon.load(data_copy)
     assert changed.policy_version != POLICY_VERSION
     assert scan_with(changed, "he throttled me").severity is not Severity.DANGER
 
 
 def test_resource_change_changes_version(data_copy: Path) -> None:
-    d = data_copy
-    res = d / "resources.yaml"
+    res = data_copy / "resources.yaml"
     res.write_text(res.read_text(encoding="utf-8") + "\n# reviewed\n", encoding="utf-8")
-    assert Lexicon.load(d).policy_version != POLICY_VERSION
-    shutil.rmtree(d)
+    assert Lexicon.load(data_copy).policy_version != POLICY_VERSION
+    shutil.rmtree(data_copy)
