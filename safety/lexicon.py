@@ -191,6 +191,9 @@ class _Classes:
             raise LexiconError(f"word class {name} refers to itself")
         self.stack.append(name)
         words = [str(w) for w in self._entry(name)["words"]]
+        for w in words:
+            if len(_split_top(w)) > 1:  # the same ambiguity _compile_one refuses in patterns
+                raise LexiconError(f"class {name}: '|' outside brackets; one alternative per word: {w!r}")
         bodies = [compile_sequence(w, self.regex) for w in words]
         bodies.sort(key=len, reverse=True)
         self.stack.pop()

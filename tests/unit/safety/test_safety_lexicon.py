@@ -155,3 +155,14 @@ def test_a_bar_outside_brackets_is_refused_at_load(data_copy: Path) -> None:
     lex.write_text(text.replace(one, one[:-1] + '|terrified"'), encoding="utf-8")
     with pytest.raises(LexiconError, match=r"playful.*outside brackets"):
         Lexicon.load(data_copy)
+
+
+def test_a_bar_outside_brackets_in_a_class_word_is_refused_at_load(data_copy: Path) -> None:
+    # a class word is compiled like a pattern, so "serious|joking" would be as ambiguous
+    lex = data_copy / "lexicon.yaml"
+    text = lex.read_text(encoding="utf-8")
+    one = "\"(not|wasn't|isn't|weren't|never) joking\""
+    assert text.count(one) == 1
+    lex.write_text(text.replace(one, one[:-1] + '|kidding"'), encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"class earnest.*outside brackets"):
+        Lexicon.load(data_copy)
