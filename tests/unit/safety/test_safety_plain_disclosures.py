@@ -52,6 +52,12 @@ DANGER = [
 #: Risk at least: abuse, control, sexual coercion, stalking, harm to children,
 #: self-harm thoughts, the writer's own harm to a partner.
 RISK = [
+    # a probe of less common forms (2026-12-05, late): reproductive coercion, sleep taken
+    # as punishment, debts on the writer's card
+    "my husband took out my coil himself",
+    "He wakes me up every hour at night to punish me",
+    "he ran up debts on my credit card and I have to pay them",
+    "my boyfriend maxed out my credit card and won't pay it back",
     "bf hit me again",
     "my wife punched me",
     "gf slapped me",
@@ -134,6 +140,10 @@ RISK = [
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
 LOOK_ALIKES = [
+    "I maxed out my credit card on the holiday, oops",
+    "The nurse removed my coil on Tuesday, painless",
+    "the baby wakes me up every hour, it's brutal",
+    "he wakes me up on purpose at 6 to watch the sunrise, I love it",
     "he never hit me",
     "she killed it at work today",
     "this commute is killing me",
