@@ -21,6 +21,12 @@ from safety import Severity, scan
 #: Danger by the policy: strangulation, weapons, threats to kill, violence in
 #: pregnancy, escalation, suicide intent or plan.
 DANGER = [
+    # a threat quoted in the threatener's words, with its condition or its earnest
+    # (the bare quote, "he said I'll kill you", is left to the learned stage: the case
+    # files hold seven hyperbolic ones - a milk carton, a headset, burpees)
+    "he told me i'll kill you if you leave",
+    'he said "I\'ll kill you" and he meant it',
+    "he said I'll kill you and he wasn't joking",
     "he chokd me last nite",
     "he strangled me",
     "he put his hands on my neck",
