@@ -58,6 +58,8 @@ DANGER = [
 #: Risk at least: abuse, control, sexual coercion, stalking, harm to children,
 #: self-harm thoughts, the writer's own harm to a partner.
 RISK = [
+    "i punched myself in the face after the argument",
+    "I keep having thoughts of hurting the baby",
     # a probe of less common forms (2026-12-05, late): reproductive coercion, sleep taken
     # as punishment, debts on the writer's card
     "my husband took out my coil himself",
@@ -146,6 +148,8 @@ RISK = [
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
 LOOK_ALIKES = [
+    "She punched my arm when I told a bad pun, lightly, it's a whole bit with us.",
+    "I kicked myself for missing the train",
     "I maxed out my credit card on the holiday, oops",
     "The nurse removed my coil on Tuesday, painless",
     "the baby wakes me up every hour, it's brutal",
