@@ -8,7 +8,6 @@ from coach.catalog import Catalog, Template
 from coach.records import SafetyInfo, TemplateRef
 from safety import Severity, Verdict, country_name, resources_for
 
-AUTHOR_OF_HARM = "harm_to_others"
 # Categories with wording of their own, most specific first.
 SPECIFIC = ("self_harm",)
 
@@ -17,10 +16,6 @@ class HelpMessage(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     template: TemplateRef
     safety: SafetyInfo
-
-
-def is_author_of_harm(verdict: Verdict) -> bool:
-    return AUTHOR_OF_HARM in verdict.categories
 
 
 def safety_info(verdict: Verdict, country: str, *, author_of_harm: bool = False) -> SafetyInfo:
@@ -39,19 +34,19 @@ def safety_info(verdict: Verdict, country: str, *, author_of_harm: bool = False)
 
 
 def choose_template(catalog: Catalog, verdict: Verdict) -> Template:
-    if is_author_of_harm(verdict) and "help.author_of_harm" in catalog.help:
+    if verdict.is_author_of_harm and "help.author_of_harm" in catalog.help:
         return catalog.help["help.author_of_harm"]
     severity = verdict.severity.value
     for category in SPECIFIC:
         key = f"help.{severity}.{category}"
-        if category in verdict.categories and key in catalog.help:
+        if category in verdict.leading_categories and key in catalog.help:
             return catalog.help[key]
     return catalog.help[f"help.{severity}"]
 
 
 def help_message(catalog: Catalog, verdict: Verdict, country: str) -> HelpMessage:
     template = choose_template(catalog, verdict)
-    info = safety_info(verdict, country, author_of_harm=is_author_of_harm(verdict))
+    info = safety_info(verdict, country, author_of_harm=verdict.is_author_of_harm)
     text = catalog.render(template, {"country_name": country_name(country), "resources": info.resources})
     return HelpMessage(text=text, template=TemplateRef(template.id, template.version), safety=info)
 

@@ -50,9 +50,20 @@ class Verdict(msgspec.Struct, frozen=True):
         return self.severity.rank >= Severity.RISK.rank
 
     @property
+    def leading_categories(self) -> tuple[str, ...]:
+        """The categories of the signals at ``risk`` or above, or all categories when no
+        such signal has one (a verdict raised by a stage that names no category).
+
+        The help message and the author-of-harm check follow these, so a ``concern``
+        beside a disclosure ("I feel worthless" after "he hits me") does not turn an
+        abuse disclosure's help into the self-harm message."""
+        leading = {s.category for s in self.signals if s.severity.rank >= Severity.RISK.rank and s.category}
+        return tuple(sorted(leading)) if leading else self.categories
+
+    @property
     def is_author_of_harm(self) -> bool:
         """True when the author says they harm (or want to harm) someone."""
-        return "harm_to_others" in self.categories
+        return "harm_to_others" in self.leading_categories
 
 
 class ScanContext(msgspec.Struct, frozen=True):
