@@ -144,25 +144,21 @@ def test_a_stated_role_frames_the_whole_text_but_never_the_writer() -> None:
     assert scan(no_role).is_disclosure
 
 
-def test_a_bar_outside_brackets_is_refused_at_load(data_copy: Path) -> None:
-    # "a b|c" was once read as one sequence needing a word of every branch, so an
-    # except like "... (breathe|get a breath)|genuinely|terrified" never ran unless all
-    # of them occurred: each branch must be its own line
+@pytest.mark.parametrize(
+    ("line", "refused"),
+    [
+        # "a b|c" was once read as one sequence needing a word of every branch, so an
+        # except like "... (breathe|get a breath)|genuinely|terrified" never ran unless
+        # all of them occurred: each branch must be its own line
+        ("\"(couldn't|could not|can't|cannot) (breathe|get a breath)\"", r"playful.*outside brackets"),
+        # a class word is compiled like a pattern, so it would be as ambiguous
+        ("\"(not|wasn't|isn't|weren't|never) joking\"", r"class earnest.*outside brackets"),
+    ],
+)
+def test_a_bar_outside_brackets_is_refused_at_load(data_copy: Path, line: str, refused: str) -> None:
     lex = data_copy / "lexicon.yaml"
     text = lex.read_text(encoding="utf-8")
-    one = "\"(couldn't|could not|can't|cannot) (breathe|get a breath)\""
-    assert text.count(one) == 1
-    lex.write_text(text.replace(one, one[:-1] + '|terrified"'), encoding="utf-8")
-    with pytest.raises(LexiconError, match=r"playful.*outside brackets"):
-        Lexicon.load(data_copy)
-
-
-def test_a_bar_outside_brackets_in_a_class_word_is_refused_at_load(data_copy: Path) -> None:
-    # a class word is compiled like a pattern, so "serious|joking" would be as ambiguous
-    lex = data_copy / "lexicon.yaml"
-    text = lex.read_text(encoding="utf-8")
-    one = "\"(not|wasn't|isn't|weren't|never) joking\""
-    assert text.count(one) == 1
-    lex.write_text(text.replace(one, one[:-1] + '|kidding"'), encoding="utf-8")
-    with pytest.raises(LexiconError, match=r"class earnest.*outside brackets"):
+    assert text.count(line) == 1
+    lex.write_text(text.replace(line, line[:-1] + '|kidding"'), encoding="utf-8")
+    with pytest.raises(LexiconError, match=refused):
         Lexicon.load(data_copy)
