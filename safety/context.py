@@ -112,8 +112,21 @@ def is_negated(
         if tok in negators or (i + 1 < len(toks) and f"{tok} {toks[i + 1]}" in negators):
             if any(n in neg.opaque for n in toks[i + 1 : i + 4]):
                 continue
+            if _new_subject(neg, toks, i, len(before)):
+                continue
             return neg.reversal.search(text, s0, s1) is None
     return False
+
+
+def _new_subject(neg: Negation, toks: list[str], i: int, stop: int) -> bool:
+    """A subject between the negator ``toks[i]`` and the match (before ``stop``) starts
+    another clause: "I'm not safe at home, he chokes me", "I didn't, she threw a plate".
+    Not after an inversion or a word that takes a clause: "never has he hit me", "I'm not
+    scared she'll hurt me"."""
+    return any(
+        toks[j] in neg.new_subjects and toks[j - 1] not in neg.not_a_new_clause_after
+        for j in range(i + 1, stop)
+    )
 
 
 def _any_match(
@@ -179,8 +192,11 @@ def cancelled_by(
         key = (ctx.name, lo, hi, *(overlap or (-1, -1)))
         hit = cache.get(key) if cache is not None else None
         if hit is None:
+            # an `around` context's exceptions are looked for as far as its phrases are:
+            # "He punched me. He's been doing muay thai for years so it really hurt."
+            ehi = hi if ctx.scope == "around" else s1
             hit = _any_match(ctx.patterns, text, words, lo, hi, overlap) and not (
-                ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, s1)
+                ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, ehi)
             )
             if cache is not None:
                 cache[key] = hit

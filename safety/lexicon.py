@@ -125,6 +125,10 @@ class Negation:
     opaque: frozenset[str]
     reversal: re.Pattern[str]
     window_words: int
+    #: a new subject between a negator and the match starts another clause ("I'm not
+    #: safe, he hits me") unless it follows one of ``not_a_new_clause_after`` ("never has he hit me")
+    new_subjects: frozenset[str] = frozenset()
+    not_a_new_clause_after: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -786,6 +790,8 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
         opaque=frozenset(str(w) for w in neg["opaque"]),
         reversal=_compile_patterns(neg["reversal"], classes, "negation reversal"),
         window_words=int(neg.get("window_words", 6)),
+        new_subjects=frozenset(str(w) for w in neg.get("new_subjects") or ()),
+        not_a_new_clause_after=frozenset(str(w) for w in neg.get("not_a_new_clause_after") or ()),
     )
 
     vocab: set[str] = set()

@@ -21,6 +21,17 @@ from safety import Severity, scan
 #: Danger by the policy: strangulation, weapons, threats to kill, violence in
 #: pregnancy, escalation, suicide intent or plan.
 DANGER = [
+    "she threw the controller at my head",
+    "he held the drill to my face and said next time it's on",
+    "My wife is a nurse, she threatened to inject me with insulin while I sleep.",
+    "I'm not thinking of killing myself, I'm planning it",
+    "I'm going to eat my last breakfast with the kids and then end it",
+    # a threat quoted in the threatener's words, with its condition or its earnest
+    # (the bare quote, "he said I'll kill you", is left to the learned stage: the case
+    # files hold seven hyperbolic ones - a milk carton, a headset, burpees)
+    "he told me i'll kill you if you leave",
+    'he said "I\'ll kill you" and he meant it',
+    "he said I'll kill you and he wasn't joking",
     "he chokd me last nite",
     "he strangled me",
     "he put his hands on my neck",
@@ -52,6 +63,23 @@ DANGER = [
 #: Risk at least: abuse, control, sexual coercion, stalking, harm to children,
 #: self-harm thoughts, the writer's own harm to a partner.
 RISK = [
+    "my husband hid my crutches after my surgery so I couldn't leave the house",
+    "He won't give me my phone back until I apologise, he's drunk every night.",
+    "I have to ask my boyfriend before I go to the doctor",
+    "he never uses a condom even though I beg him to",
+    "my kids saw the hitting again last night",
+    "I never told him where I moved to but he turned up on my birthday with a cake.",
+    "my surgeon says I can drive but he won't let me",
+    "he never takes no for an answer on a night out, he just keeps touching me",
+    "I work as a social worker. My partner's son told me his dad burns him with cigarettes.",
+    "i punched myself in the face after the argument",
+    "I keep having thoughts of hurting the baby",
+    # a probe of less common forms (2026-12-05, late): reproductive coercion, sleep taken
+    # as punishment, debts on the writer's card
+    "my husband took out my coil himself",
+    "He wakes me up every hour at night to punish me",
+    "he ran up debts on my credit card and I have to pay them",
+    "my boyfriend maxed out my credit card and won't pay it back",
     "bf hit me again",
     "my wife punched me",
     "gf slapped me",
@@ -134,6 +162,20 @@ RISK = [
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
 LOOK_ALIKES = [
+    "The bouncer kicked us out at midnight",
+    "I've decided to end it with him, it's better for everyone",
+    "My mum said she'd cut me up some apple",
+    "I don't want to wake up again at 4am with the baby",
+    "The doctor pressed on my throat to check my glands.",
+    "The embassy still has my passport for the visa.",
+    "she calls me a drama queen when I cry at films",
+    "he followed me to the festival, so fun, we booked the same tent",
+    "She punched my arm when I told a bad pun, lightly, it's a whole bit with us.",
+    "I kicked myself for missing the train",
+    "I maxed out my credit card on the holiday, oops",
+    "The nurse removed my coil on Tuesday, painless",
+    "the baby wakes me up every hour, it's brutal",
+    "he wakes me up on purpose at 6 to watch the sunrise, I love it",
     "he never hit me",
     "she killed it at work today",
     "this commute is killing me",
