@@ -4,7 +4,8 @@ The message follows the categories of the signals that make the disclosure (risk
 above), and those name who did it: a partner's burn on the writer's arm is abuse, not
 self-harm; a writer who saw someone else hit a friend, or who is threatened with a false
 accusation, is not the one harming. Before 2026-12-05 each of these got the self-harm or
-the author-of-harm message (safety/data/README.md, "Which help message").
+the author-of-harm message, and a partner's threat to drive the family off a cliff the
+self-harm message (safety/data/README.md, "Which help message").
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "prompts")
         ("I saw red and hit him", "help.author_of_harm"),
         ("She says I hit her and it's true, I'm ashamed", "help.author_of_harm"),
         ("I want to kill myself tonight, I have the pills ready.", "help.danger.self_harm"),
+        (
+            "My husband said he'd drive us all off a cliff, the kids too, if I ever tried to leave.",
+            "help.danger",
+        ),
+        (
+            "He laid his hunting knife on the pillow next to me and said goodnight like it was nothing",
+            "help.danger",
+        ),
+        ("she said she'll drive the car into the river with the kids in it if i leave her", "help.danger"),
+        ("He told me to go kill myself and part of me thinks he's right.", "help.danger.self_harm"),
     ],
 )
 def test_the_help_message_fits_who_did_what(text: str, message: str) -> None:
