@@ -2,8 +2,12 @@
 runs from, with and without the served learned stage, on the given sets. Aggregates only
 (RETRAIN.md, sixteenth round): run it once from each checkout, before and after.
 
-usage: PYTHONPATH=<checkout> lexicon_eval.py LABEL OUT.json FILE...
+usage: <checkout>/.venv/bin/python <checkout>/bench/learned_stage/lexicon_eval.py LABEL OUT.json FILE...
     -> one JSON line per file and a pooled line; writes OUT.json
+
+It measures the checkout it is run from (``retrain_eval`` puts that checkout first on
+``sys.path``), whatever ``PYTHONPATH`` says: run the copy in each checkout (a ``git
+worktree``). The policy version it prints first tells the two runs apart.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ COUNTS = ("false_alarms", "missed", "missed_danger")
 
 def main() -> None:
     label, out_path, files = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    print(json.dumps({"label": label, "policy": POLICY_VERSION}), flush=True)
     stages = {"lexicon": None, "system": LearnedStage.load()}
     rows = []
     for f in files:
