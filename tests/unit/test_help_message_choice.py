@@ -45,6 +45,8 @@ CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "prompts")
         ),
         ("she said she'll drive the car into the river with the kids in it if i leave her", "help.danger"),
         ("He told me to go kill myself and part of me thinks he's right.", "help.danger.self_harm"),
+        ("I put a tracking app on my wife's phone without telling her", "help.author_of_harm"),
+        ("i smacked our 4yo way harder than i meant to and it left a handprint", "help.author_of_harm"),
     ],
 )
 def test_the_help_message_fits_who_did_what(text: str, message: str) -> None:

@@ -162,6 +162,7 @@ RISK = [
 
 #: Figures of speech, games, media, agreed arrangements and accidents: below risk.
 LOOK_ALIKES = [
+    "i put a tracker on his bike! with his permission!! it got nicked last year",
     "The bouncer kicked us out at midnight",
     "I've decided to end it with him, it's better for everyone",
     "My mum said she'd cut me up some apple",
