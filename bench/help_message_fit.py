@@ -11,7 +11,6 @@ usage: .venv/bin/python bench/help_message_fit.py   (run from the checkout to me
 from __future__ import annotations
 
 import collections
-import json
 import sys
 from pathlib import Path
 
@@ -20,10 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 from coach.catalog import load_catalog  # noqa: E402
 from coach.helpmessages import choose_template  # noqa: E402
-from safety import scan  # noqa: E402
+from safety import Severity, scan  # noqa: E402
+from safety.evaluation import load_cases  # noqa: E402
 
 
-def implied(categories: list[str]) -> str:
+def implied(categories: tuple[str, ...]) -> str:
     if "harm_to_others" in categories:
         return "author_of_harm"
     return "self_harm" if "self_harm" in categories else "general"
@@ -40,15 +40,14 @@ def main() -> None:
     kinds: collections.Counter[tuple[str, str]] = collections.Counter()
     raised = 0
     for path in sorted((ROOT / "tests" / "safety_cases").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            case = json.loads(line)
-            if case["expected"] == "none" or not case.get("categories"):
+        for case in load_cases(path):
+            if case.expected is Severity.NONE or not case.categories:
                 continue
-            verdict = scan(case["text"])
+            verdict = scan(case.text)
             if not verdict.is_disclosure:
                 continue
             raised += 1
-            kinds[(implied(case["categories"]), shown(choose_template(catalog, verdict).id))] += 1
+            kinds[(implied(case.categories), shown(choose_template(catalog, verdict).id))] += 1
     wrong = {k: n for k, n in kinds.items() if k[0] != k[1]}
     print(f"{raised} labelled disclosures raised; wrong message by the labels: {sum(wrong.values())}")
     for (want, got), n in sorted(wrong.items()):
