@@ -111,7 +111,7 @@ def load_rows(files: list[Path], enc: Encoder) -> list[dict[str, Any]]:
                 dict(
                     file=path.stem,
                     text=case.text,
-                    expected=case.expected,
+                    expected=case.expected.value,
                     windows=enc.windows(case.text),
                 )
             )
