@@ -19,7 +19,7 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 
 install: $(STAMP)
 
-$(MODEL_STAMP): safety/learned_build.py safety/data/learned/reference.json | $(STAMP)
+$(MODEL_STAMP): safety/learned_build.py $(wildcard safety/data/learned/*) | $(STAMP)
 	$(BIN)/python -m safety.learned_build $(MODEL_DIR)
 	@touch $(MODEL_STAMP)
 

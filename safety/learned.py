@@ -1,11 +1,17 @@
-"""The learned stage: sentence embeddings and two SVM heads that can only raise a verdict.
+"""The learned stage: a fine-tuned sentence encoder and two heads that can only raise a verdict.
 
-An all-MiniLM-L6-v2 encoder (ONNX, dynamic int8 quantisation, run by onnxruntime on one
-thread) embeds a message in windows of at most 128 word pieces (stride 64); two RBF-SVM
-heads score each window and a message's score is the max over its windows:
+An all-MiniLM-L6-v2 encoder, its six layers fine-tuned on the project's cases together
+with two linear heads (round twenty, ``bench/learned_stage/finetune.py``; ONNX, dynamic
+int8 quantisation, run by onnxruntime on one thread), embeds a message in windows of at
+most 128 word pieces (stride 64); the heads score each window and a message's score is
+the max over its windows (the rule it was trained with):
 
 * ``pos`` (risk-or-danger vs none) - at or above ``t_pos`` the stage says ``risk``;
 * ``danger`` (danger vs the rest) - at or above ``t_danger`` it says ``danger``.
+
+Rounds one to nineteen served the published encoder, frozen, with two RBF-SVM heads;
+settings.json's ``kind`` ("linear" or "svc") says which heads to load, and the bench
+still scores the SVM heads of those rounds.
 
 :meth:`LearnedStage.classify` returns a :class:`~safety.second_stage.Classification`
 and the caller merges it with :func:`safety.second_stage.combine` (``source="learned"``),
@@ -14,11 +20,13 @@ raised verdict keeps the lexicon's categories (often none), its signal is
 ``learned.<severity>`` with an empty category, and the coach answers with the generic
 ``help.risk`` / ``help.danger`` message, which fits every kind of disclosure.
 
-The heads and thresholds (``data/learned/``) are the ones the experiment in
-``bench/learned_stage/`` chose by grouped cross-validation at its pre-declared 2%
-false-positive budget; they were trained on this exact int8 encoder's output, which
-``python -m safety.learned_build`` builds (not committed: 23 MB) and checks against
-reference embeddings. Run time needs numpy, tokenizers, onnxruntime and threadpoolctl.
+The trained layers (``data/learned/layers.npz``, float16), the heads and the thresholds
+(set on a group of training files held out of training, at the pre-declared 2%
+false-positive budget) are round twenty's. ``python -m safety.learned_build`` builds the
+int8 encoder (not committed: 23 MB) from the published weights with the trained layers in
+their place, records the layers' sha256 in its manifest and checks the result against
+reference embeddings; a stage whose encoder was built from other weights refuses to load.
+Run time needs numpy, tokenizers, onnxruntime and threadpoolctl.
 
 Loading the stage limits numpy's BLAS (OpenBLAS) to one thread for the whole process:
 the heads' products are small, and OpenBLAS's extra threads spin after every call - in

@@ -33,6 +33,7 @@ usage (a separate venv with ``torch==2.13.0``; the project's own venv has no tor
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py train OUT_DIR WHEEL
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py rebuild OUT_DIR WHEEL
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py compare OUT_DIR RESULT.json FILE...
+    PYTHONPATH=. .venv/bin/python bench/learned_stage/finetune.py install OUT_DIR safety/data/learned
 
 ``train`` writes OUT_DIR/encoder_int8.onnx, tokenizer.json, head.npz, layers.npz (the
 trained weights, float16), settings.json and train_log.jsonl. ``compare`` scores the
@@ -362,6 +363,45 @@ def thresholds(out: Path, cal_rows: list[dict[str, Any]], meta: dict[str, Any]) 
     print(json.dumps(settings), flush=True)
 
 
+def install(out: Path, data_dir: Path) -> None:
+    """The candidate in the service's layout in ``data_dir``: settings.json (kind "linear"),
+    head.npz, layers.npz, and reference.json embedded and scored by the candidate's encoder
+    (``safety.learned_build`` checks its own build against it)."""
+    import hashlib
+
+    chosen = json.loads((out / "settings.json").read_text(encoding="utf-8"))
+    for name in ("head.npz", "layers.npz"):
+        shutil.copyfile(out / name, data_dir / name)
+    for old in ("head_pos.npz", "head_danger.npz"):
+        (data_dir / old).unlink(missing_ok=True)
+    settings = dict(
+        about=(
+            "Learned stage settings: round twenty's fine-tuned encoder (layers.npz over the published "
+            "all-MiniLM-L6-v2) and its linear head, copied unchanged from bench/learned_stage/dec20/ "
+            "(bench/learned_stage/finetune.py; thresholds set on a group of training files held out of "
+            "training, committed before any evaluation, adopted by bench/learned_stage/RETRAIN.md's "
+            "twentieth round). The service uses operating point 0.02 (pre-declared). Do not retune."
+        ),
+        encoder="all-MiniLM-L6-v2 with round twenty's trained layers, ONNX, dynamic int8 (python -m safety.learned_build)",
+        window=chosen["window"],
+        stride=chosen["stride"],
+        kind="linear",
+        heads=dict(linear="head.npz"),
+        layers="layers.npz",
+        operating_points=chosen["operating_points"],
+    )
+    (data_dir / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    ref_path = data_dir / "reference.json"
+    ref = json.loads(ref_path.read_text(encoding="utf-8"))
+    cand = Candidate(out)
+    emb = [cand.enc.forward([cand.enc.windows(t)[0]])[0] for t in ref["sentences"]]
+    ref["embeddings"] = [[float(x) for x in e] for e in emb]
+    ref["scores"] = [list(cand.scores(t)) for t in ref["sentences"]]
+    ref_path.write_text(json.dumps(ref) + "\n", encoding="utf-8")
+    digest = hashlib.sha256((out / ENCODER_FILE).read_bytes()).hexdigest()
+    print(json.dumps(dict(installed=str(data_dir), encoder_sha256=digest)))
+
+
 # --------------------------------------------------------------------------- comparison
 
 
@@ -419,6 +459,8 @@ def counts(cases: list[Any], classes: dict[str, Classification]) -> dict[str, An
 def main(argv: list[str]) -> None:
     if argv[:1] == ["train"] and len(argv) == 3:
         train(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["install"] and len(argv) == 3:
+        install(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["rebuild"] and len(argv) == 3:
         rebuild(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["compare"] and len(argv) >= 4:
