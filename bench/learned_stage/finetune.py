@@ -8,7 +8,8 @@ serving cost, with a linear head on its (unchanged) mean-pooled, L2-normalised o
 so the whole network learns the task. Everything below was fixed in
 ``RETRAIN.md`` (twentieth round) before any result was seen.
 
-* Data: the 45 files round fourteen's heads were trained on. Whole files are split
+* Data: round twenty, the 45 files round fourteen's heads were trained on; round
+  twenty-one (``ROUND=21``), every case file but that round's fresh sets. Whole files are split
   into the same five groups as ``cv.py`` (``file_folds``); group 0 is kept out of
   training and is only used to set the thresholds, as ``cv.py`` sets them out of fold.
 * Text, not window, is the unit: each text's windows (128 word pieces, stride 64, at
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import sys
@@ -79,13 +81,20 @@ from safety.severity import Severity  # noqa: E402
 
 CASES = ROOT / "tests" / "safety_cases"
 SHARED_DEV = ROOT.parent / "shared" / "eval" / "safety_dev.jsonl"
-#: round fourteen's 45 training files: every case file but these, plus the shared dev set
+#: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
+#: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
+#: shared dev set. Round twenty-one: every case file committed before its protocol
+#: (66, plus the shared dev set), i.e. all but the round's own fresh sets.
 NOT_TRAINING = {
-    *(f"holdout{i}" for i in range(25, 33)),
-    *(f"everyday{i}" for i in range(2, 10)),
-    "construct1",
-    "construct2",
+    "20": {
+        *(f"holdout{i}" for i in range(25, 33)),
+        *(f"everyday{i}" for i in range(2, 10)),
+        "construct1",
+        "construct2",
+    },
+    "21": {"holdout35", "holdout36", "everyday12", "everyday13"},
 }
+ROUND = os.environ.get("ROUND", "20")
 DANGER_RISK_BUDGET = 0.10
 WINDOW, STRIDE = 128, 64
 EPOCHS, BATCH, CHUNK = 3, 16, 50
@@ -95,7 +104,7 @@ SCALE = 20.0
 
 
 def training_files() -> list[Path]:
-    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in NOT_TRAINING)
+    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in NOT_TRAINING[ROUND])
     return [*files, SHARED_DEV]
 
 
@@ -224,6 +233,7 @@ def train(out: Path, wheel: Path) -> None:
     )
     log = (out / "train_log.jsonl").open("w", encoding="utf-8")
     meta = dict(
+        round=ROUND,
         files=sorted({r["file"] for r in rows}),
         held_out_for_thresholds=sorted(held),
         texts_fit=len(fit_rows),
