@@ -386,13 +386,13 @@ def install(out: Path, data_dir: Path) -> None:
         (data_dir / old).unlink(missing_ok=True)
     settings = dict(
         about=(
-            "Learned stage settings: round twenty's fine-tuned encoder (layers.npz over the published "
-            "all-MiniLM-L6-v2) and its linear head, copied unchanged from bench/learned_stage/dec20/ "
+            f"Learned stage settings: round {ROUND}'s fine-tuned encoder (layers.npz over the published "
+            f"all-MiniLM-L6-v2) and its linear head, copied unchanged from bench/learned_stage/dec{ROUND}/ "
             "(bench/learned_stage/finetune.py; thresholds set on a group of training files held out of "
-            "training, committed before any evaluation, adopted by bench/learned_stage/RETRAIN.md's "
-            "twentieth round). The service uses operating point 0.02 (pre-declared). Do not retune."
+            "training, committed before any evaluation, adopted under bench/learned_stage/RETRAIN.md's "
+            f"round {ROUND} protocol). The service uses operating point 0.02 (pre-declared). Do not retune."
         ),
-        encoder="all-MiniLM-L6-v2 with round twenty's trained layers, ONNX, dynamic int8 (python -m safety.learned_build)",
+        encoder="all-MiniLM-L6-v2 with fine-tuned layers (layers.npz), ONNX, dynamic int8 (python -m safety.learned_build)",
         window=chosen["window"],
         stride=chosen["stride"],
         kind="linear",
