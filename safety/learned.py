@@ -1,8 +1,8 @@
 """The learned stage: a fine-tuned sentence encoder and two heads that can only raise a verdict.
 
 An all-MiniLM-L6-v2 encoder, its six layers fine-tuned on the project's cases together
-with two linear heads (round twenty, ``bench/learned_stage/finetune.py``; ONNX, dynamic
-int8 quantisation, run by onnxruntime on one thread), embeds a message in windows of at
+with two linear heads (round twenty on, ``bench/learned_stage/finetune.py``; ONNX,
+dynamic int8 quantisation, run by onnxruntime on one thread), embeds a message in windows of at
 most 128 word pieces (stride 64); the heads score each window and a message's score is
 the max over its windows (the rule it was trained with):
 
@@ -22,7 +22,7 @@ raised verdict keeps the lexicon's categories (often none), its signal is
 
 The trained layers (``data/learned/layers.npz``, float16), the heads and the thresholds
 (set on a group of training files held out of training, at the pre-declared 2%
-false-positive budget) are round twenty's. ``python -m safety.learned_build`` builds the
+false-positive budget) are round twenty-one's. ``python -m safety.learned_build`` builds the
 int8 encoder (not committed: 23 MB) from the published weights with the trained layers in
 their place, records the layers' sha256 in its manifest and checks the result against
 reference embeddings; a stage whose encoder was built from other weights refuses to load.

