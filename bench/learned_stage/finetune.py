@@ -70,14 +70,14 @@ from safety.evaluation import evaluate, load_cases  # noqa: E402
 from safety.learned import (  # noqa: E402
     DEFAULT_MODEL_DIR,
     ENCODER_FILE,
-    MIN_WORDS,
     TOKENIZER_FILE,
     Encoder,
     LearnedStage,
+    LinearHeads,
+    sha256_file,
 )
 from safety.learned_build import LAYER_KEYS, apply_layers, build_onnx, extract, load_weights  # noqa: E402
 from safety.second_stage import Classification  # noqa: E402
-from safety.severity import Severity  # noqa: E402
 
 CASES = ROOT / "tests" / "safety_cases"
 SHARED_DEV = ROOT.parent / "shared" / "eval" / "safety_dev.jsonl"
@@ -248,8 +248,8 @@ def train(out: Path, wheel: Path) -> None:
         for idx in plan_e:
             wins, owner = [], []
             for j, i in enumerate(idx):
-                wins += rows_w(fit_rows[i])
-                owner += [j] * len(rows_w(fit_rows[i]))
+                wins += fit_rows[i]["windows"]
+                owner += [j] * len(fit_rows[i]["windows"])
             ids, mask = padded(wins)
             logits = model(ids, mask)
             own = torch.tensor(owner)
@@ -273,10 +273,6 @@ def train(out: Path, wheel: Path) -> None:
                 print(json.dumps(rec), flush=True)
     export(model, emb, out)
     thresholds(out, cal_rows, meta)
-
-
-def rows_w(row: dict[str, Any]) -> list[list[int]]:
-    return list(row["windows"])
 
 
 def rebuild(out: Path, wheel: Path) -> None:
@@ -316,33 +312,22 @@ def export(model: Any, emb: dict[str, Any], out: Path) -> None:
         quantize_dynamic(str(Path(tmp) / "fp32.onnx"), str(out / ENCODER_FILE), weight_type=QuantType.QInt8)
 
 
-class Candidate:
-    """The fine-tuned encoder (int8, served session and windows) and its linear head."""
-
-    def __init__(self, out: Path) -> None:
-        self.enc = Encoder(out, window=WINDOW, stride=STRIDE)
-        with np.load(out / "head.npz") as d:
-            self.w, self.b = d["w"], d["b"]
-        path = out / "settings.json"
-        self.settings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-    def scores(self, text: str) -> tuple[float, float]:
-        top = (self.enc.embed(text) @ self.w + self.b).max(0)
-        return float(top[0]), float(top[1])
-
-    def classify(self, text: str) -> Classification:
-        if len(text.split()) < MIN_WORDS:
-            return Classification(Severity.NONE)
-        sp, sd = self.scores(text)
-        if sd >= self.settings["t_danger"]:
-            return Classification(Severity.DANGER)
-        if sp >= self.settings["t_pos"]:
-            return Classification(Severity.RISK)
-        return Classification(Severity.NONE)
+def candidate(out: Path) -> LearnedStage:
+    """The fine-tuned encoder in ``out`` (int8, served session and windows) and its linear
+    head, as the service's stage; thresholds from ``out/settings.json`` once it exists
+    (before that, only ``scores`` is meaningful)."""
+    path = out / "settings.json"
+    chosen = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return LearnedStage(
+        Encoder(out, window=WINDOW, stride=STRIDE),
+        LinearHeads.load(out / "head.npz"),
+        chosen.get("t_pos", math.inf),
+        chosen.get("t_danger", math.inf),
+    )
 
 
 def thresholds(out: Path, cal_rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    cand = Candidate(out)
+    cand = candidate(out)
     exp = np.array([r["expected"] for r in cal_rows])
     sc = np.array([cand.scores(r["text"]) for r in cal_rows])
     t_pos = threshold_for(sc[exp == "none", 0], PRIMARY_BUDGET)
@@ -377,8 +362,6 @@ def install(out: Path, data_dir: Path) -> None:
     """The candidate in the service's layout in ``data_dir``: settings.json (kind "linear"),
     head.npz, layers.npz, and reference.json embedded and scored by the candidate's encoder
     (``safety.learned_build`` checks its own build against it)."""
-    import hashlib
-
     chosen = json.loads((out / "settings.json").read_text(encoding="utf-8"))
     for name in ("head.npz", "layers.npz"):
         shutil.copyfile(out / name, data_dir / name)
@@ -403,25 +386,19 @@ def install(out: Path, data_dir: Path) -> None:
     (data_dir / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
     ref_path = data_dir / "reference.json"
     ref = json.loads(ref_path.read_text(encoding="utf-8"))
-    cand = Candidate(out)
-    emb = [cand.enc.forward([cand.enc.windows(t)[0]])[0] for t in ref["sentences"]]
+    cand = candidate(out)
+    emb = [cand.encoder.forward([cand.encoder.windows(t)[0]])[0] for t in ref["sentences"]]
     ref["embeddings"] = [[float(x) for x in e] for e in emb]
     ref["scores"] = [list(cand.scores(t)) for t in ref["sentences"]]
     ref_path.write_text(json.dumps(ref) + "\n", encoding="utf-8")
-    digest = hashlib.sha256((out / ENCODER_FILE).read_bytes()).hexdigest()
-    print(json.dumps(dict(installed=str(data_dir), encoder_sha256=digest)))
+    print(json.dumps(dict(installed=str(data_dir), encoder_sha256=sha256_file(out / ENCODER_FILE))))
 
 
 # --------------------------------------------------------------------------- comparison
 
 
-def tally(report: Any) -> dict[str, Any]:
-    d = report.as_dict() if hasattr(report, "as_dict") else dict(report.__dict__)
-    return d
-
-
 def compare(out: Path, result: Path, files: list[str]) -> None:
-    cand = Candidate(out)
+    cand = candidate(out)
     served = LearnedStage.load()
     rows = {}
     for f in files:
