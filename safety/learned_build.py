@@ -164,13 +164,17 @@ def trained_layers(data_dir: Path = DATA_DIR) -> Path | None:
 
 
 def apply_layers(emb: Weights, layers: list[Weights], path: Path) -> tuple[Weights, list[Weights]]:
-    """The published weights with the trained ones from ``path`` in their place: the six
-    layers and the embedding LayerNorm (float16 on disk; the word, position and type
-    embeddings were not trained and stay as published)."""
+    """The published weights with the trained ones from ``path`` in their place: the
+    layers the file holds (the first of the published six; all six unless a candidate was
+    trained with fewer) and the embedding LayerNorm (float16 on disk; the word, position
+    and type embeddings were not trained and stay as published)."""
     with np.load(path, allow_pickle=False) as trained:
+        count = sum(1 for name in trained.files if name.endswith("_qkv_w"))
+        if not 1 <= count <= len(layers):
+            raise BuildError(f"{path.name}: {count} layers, expected 1 to {len(layers)}")
         emb = {**emb, "eg": trained["eg"].astype(np.float32), "eb": trained["eb"].astype(np.float32)}
-        out = [{k: trained[f"l{i}_{k}"].astype(np.float32) for k in LAYER_KEYS} for i in range(len(layers))]
-    for old, new in zip(layers, out, strict=True):
+        out = [{k: trained[f"l{i}_{k}"].astype(np.float32) for k in LAYER_KEYS} for i in range(count)]
+    for old, new in zip(layers[:count], out, strict=True):
         for k in LAYER_KEYS:
             if old[k].shape != new[k].shape:
                 raise BuildError(f"{path.name}: {k} has shape {new[k].shape}, expected {old[k].shape}")

@@ -80,6 +80,23 @@ def test_apply_layers_refuses_arrays_of_another_shape(tmp_path: Path) -> None:
         apply_layers(emb, layers, tmp_path / "layers.npz")
 
 
+def test_a_file_with_fewer_layers_gives_an_encoder_of_that_depth(tmp_path: Path) -> None:
+    emb, layers = _published_like(n=6)
+    trained = {f"l{i}_{k}": np.full((4, 4), 7, np.float16) for i in range(3) for k in LAYER_KEYS}
+    np.savez(tmp_path / "layers.npz", eg=np.ones(4, np.float16), eb=np.ones(4, np.float16), **trained)
+    _, new_layers = apply_layers(emb, layers, tmp_path / "layers.npz")
+    assert len(new_layers) == 3  # the published layers past the file's are dropped, not kept untrained
+    assert all((layer[k] == 7).all() for layer in new_layers for k in LAYER_KEYS)
+
+
+def test_apply_layers_refuses_more_layers_than_the_published_encoder(tmp_path: Path) -> None:
+    emb, layers = _published_like(n=2)
+    trained = {f"l{i}_{k}": np.zeros((4, 4), np.float16) for i in range(3) for k in LAYER_KEYS}
+    np.savez(tmp_path / "layers.npz", eg=np.ones(4, np.float16), eb=np.ones(4, np.float16), **trained)
+    with pytest.raises(BuildError, match="3 layers"):
+        apply_layers(emb, layers, tmp_path / "layers.npz")
+
+
 def test_linear_heads_refuse_a_file_that_is_not_a_pos_danger_pair(tmp_path: Path) -> None:
     np.savez(tmp_path / "head.npz", w=np.zeros((384, 3), np.float32), b=np.zeros(3, np.float32))
     with pytest.raises(LearnedStageUnavailable, match="pos/danger"):
