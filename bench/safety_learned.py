@@ -13,7 +13,10 @@ default, whose idle threads spin after each call).
 
 Run: ``taskset -c 1 .venv/bin/python bench/safety_learned.py`` (writes
 bench/results/safety_learned.json); the ``idle_gaps`` rows need both cores, so run it
-without ``taskset`` for them. Needs ``make model``. Not a test.
+without ``taskset`` for them. Needs ``make model``. Not a test. With a directory argument
+(a candidate of ``bench/learned_stage/finetune.py``: its int8 encoder, tokenizer, linear
+head and settings) it measures that encoder instead and writes
+bench/results/safety_learned_<dir name>.json.
 """
 
 from __future__ import annotations
@@ -62,15 +65,26 @@ def idle_gaps(stage: LearnedStage, calls: int = 100, gap_s: float = 0.02) -> dic
     return out
 
 
-def main() -> None:
+def load(candidate: Path | None) -> LearnedStage:
+    """The served stage, or a fine-tuning candidate's encoder and linear head."""
+    from safety.learned import DEFAULT_MODEL_DIR, Encoder, LearnedStage, LinearHeads
+
+    if candidate is None:
+        return LearnedStage.load(DEFAULT_MODEL_DIR)
+    chosen = json.loads((candidate / "settings.json").read_text(encoding="utf-8"))
+    encoder = Encoder(candidate, window=int(chosen["window"]), stride=int(chosen["stride"]))
+    heads = LinearHeads.load(candidate / "head.npz")
+    return LearnedStage(encoder, heads, float(chosen["t_pos"]), float(chosen["t_danger"]))
+
+
+def main(argv: list[str]) -> None:
     import numpy  # noqa: F401  (imported before the RSS baseline, as the service has it)
     import tokenizers  # noqa: F401
 
-    from safety.learned import DEFAULT_MODEL_DIR, LearnedStage
-
+    candidate = Path(argv[0]) if argv else None
     before = rss_mb()
     t0 = time.perf_counter()
-    stage = LearnedStage.load(DEFAULT_MODEL_DIR)
+    stage = load(candidate)
     load_s = time.perf_counter() - t0
     rng = random.Random(7)
     out: dict[str, object] = {
@@ -103,8 +117,9 @@ def main() -> None:
     print(text)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
-    (results / "safety_learned.json").write_text(text + "\n")
+    name = f"safety_learned_{candidate.name}.json" if candidate else "safety_learned.json"
+    (results / name).write_text(text + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

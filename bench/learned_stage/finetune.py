@@ -33,7 +33,7 @@ usage (a separate venv with ``torch==2.13.0``; the project's own venv has no tor
 
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py train OUT_DIR WHEEL
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py rebuild OUT_DIR WHEEL
-    PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py compare OUT_DIR RESULT.json FILE...
+    PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py compare OUT_DIR[,OUT_DIR...] RESULT.json FILE...
     PYTHONPATH=. .venv/bin/python bench/learned_stage/finetune.py install OUT_DIR safety/data/learned
 
 ``train`` writes OUT_DIR/encoder_int8.onnx, tokenizer.json, head.npz, layers.npz (the
@@ -66,12 +66,14 @@ sys.path.insert(0, str(HERE))
 
 from cv import BUDGETS, DANGER_NONE_BUDGET, PRIMARY_BUDGET, file_folds, threshold_for  # noqa: E402
 
+from safety import scan  # noqa: E402
 from safety.evaluation import evaluate, load_cases  # noqa: E402
 from safety.learned import (  # noqa: E402
     DEFAULT_MODEL_DIR,
     ENCODER_FILE,
     TOKENIZER_FILE,
     Encoder,
+    MIN_WORDS,
     LearnedStage,
     LinearHeads,
     sha256_file,
@@ -100,6 +102,8 @@ ROUND = os.environ.get("ROUND", "20")
 #: twenty-two's second candidate keeps the first three)
 LAYERS = int(os.environ.get("LAYERS", "6"))
 DANGER_RISK_BUDGET = 0.10
+LOWERING_SHARES = (0.01, 0.02, 0.05)
+RANK = ("none", "concern", "risk", "danger")
 WINDOW, STRIDE = 128, 64
 EPOCHS, BATCH, CHUNK = 3, 16, 50
 LR_ENCODER, LR_HEAD, WEIGHT_DECAY, WARMUP, DROPOUT, CLIP, SEED = 3e-5, 1e-3, 0.01, 0.06, 0.1, 1.0, 0
@@ -348,7 +352,10 @@ def thresholds(out: Path, cal_rows: list[dict[str, Any]], meta: dict[str, Any]) 
         fpr=float(((sc[neg, 0] >= t_pos) | (sc[neg, 1] >= t_danger)).mean()),
     )
     settings = dict(
-        about="round twenty's candidate (bench/learned_stage/finetune.py); thresholds on the held-out group",
+        about=(
+            f"round {ROUND}'s candidate, {LAYERS} layers (bench/learned_stage/finetune.py); "
+            "thresholds on the held-out group"
+        ),
         window=WINDOW,
         stride=STRIDE,
         t_pos=t_pos,
@@ -358,6 +365,9 @@ def thresholds(out: Path, cal_rows: list[dict[str, Any]], meta: dict[str, Any]) 
             str(b): dict(t_pos=threshold_for(sc[exp == "none", 0], b), t_danger=t_danger) for b in BUDGETS
         },
         stage_alone_on_held_out_group=held,
+        # round twenty-two's lowering measurement: the pos scores below which 1, 2 and 5 % of
+        # the held-out group's risk-or-danger texts fall (measured only; the service never lowers)
+        lowering_points={str(q): float(np.quantile(sc[pos, 0], q)) for q in LOWERING_SHARES},
         **meta,
     )
     (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
@@ -403,27 +413,82 @@ def install(out: Path, data_dir: Path) -> None:
 # --------------------------------------------------------------------------- comparison
 
 
-def compare(out: Path, result: Path, files: list[str]) -> None:
-    cand = candidate(out)
-    served = LearnedStage.load()
-    rows = {}
+def compare(outs: list[Path], result: Path, files: list[str]) -> None:
+    """The served system against each candidate in ``outs`` on each file, and (round
+    twenty-two, measured only) what each encoder's lowering points would do to the
+    lexicon's verdicts on those files."""
+    stages = {"served": LearnedStage.load(), **{out.name: candidate(out) for out in outs}}
+    points = {
+        "served": lowering_points(DEFAULT_MODEL_DIR),
+        **{out.name: lowering_points(out) for out in outs},
+    }
+    rows: dict[str, Any] = {}
+    lowering: dict[str, Any] = {name: {} for name in stages}
     for f in files:
         cases = load_cases(f)
+        lexicon = {c.text: scan(c.text).severity.value for c in cases}
         per = {}
-        for name, stage in (("served", served), ("candidate", cand)):
+        for name, stage in stages.items():
             classes = {c.text: stage.classify(c.text) for c in cases}
             per[name] = counts(cases, classes)
+            if points[name]:
+                lowering[name][Path(f).stem] = lowered(cases, lexicon, classes, stage, points[name])
         rows[Path(f).stem] = per
         print(json.dumps({Path(f).stem: per}), flush=True)
-    pooled = {
-        name: {
-            k: sum(r[name][k] for r in rows.values())
-            for k in ("false_alarms", "missed", "missed_danger", "none", "pos", "danger")
-        }
-        for name in ("served", "candidate")
-    }
-    result.write_text(json.dumps(dict(files=rows, pooled=pooled), indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(pooled, indent=1))
+    keys = ("false_alarms", "missed", "missed_danger", "none", "pos", "danger")
+    pooled = {name: {k: sum(r[name][k] for r in rows.values()) for k in keys} for name in stages}
+    report = dict(files=rows, pooled=pooled, lowering_points=points, lowering=lowering)
+    result.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(dict(pooled=pooled, lowering=lowering), indent=1))
+
+
+def lowering_points(model_dir: Path) -> dict[str, float]:
+    """The lowering points recorded with an encoder's thresholds (the served one's are
+    looked up in the round directory its settings name), or {} when none were recorded."""
+    path = model_dir / "settings.json"
+    if model_dir == DEFAULT_MODEL_DIR:
+        about = json.loads(
+            (ROOT / "safety" / "data" / "learned" / "settings.json").read_text(encoding="utf-8")
+        )
+        rnd = about["about"].split("bench/learned_stage/")[1].split("/")[0]
+        path = HERE / rnd / "settings.json"
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("lowering_points", {}))
+
+
+def lowered(
+    cases: list[Any],
+    lexicon: dict[str, str],
+    classes: dict[str, Classification],
+    stage: LearnedStage,
+    points: dict[str, float],
+) -> dict[str, Any]:
+    """For each point: the lexicon's false alarms (risk or danger on a none or concern
+    text) the rule would remove, and the disclosures (and dangers) the system caught that
+    it would lose, (i) lowering only the lexicon's risk to concern, (ii) risk and danger.
+    The stage judges only texts it classifies (five words or more)."""
+    out: dict[str, Any] = {}
+    for share, point in points.items():
+        for rule, lowerable in (("risk_only", {"risk"}), ("risk_and_danger", {"risk", "danger"})):
+            removed = lost = lost_danger = 0
+            for c in cases:
+                lex, cls = lexicon[c.text], classes[c.text]
+                stage_sev = RANK.index(cls.severity.value)
+                before = max(RANK.index(lex), stage_sev)
+                judged = len(c.text.split()) >= MIN_WORDS
+                if judged and lex in lowerable and stage.scores(c.text)[0] < point:
+                    lex = "concern"
+                after = max(RANK.index(lex), stage_sev)
+                if c.expected.value in ("none", "concern"):
+                    removed += before >= 2 > after
+                else:
+                    lost += before >= 2 > after
+                    lost_danger += c.expected.value == "danger" and before == 3 > after
+            out[f"{share}/{rule}"] = dict(
+                false_alarms_removed=removed, caught_lost=lost, dangers_lost=lost_danger
+            )
+    return out
 
 
 def counts(cases: list[Any], classes: dict[str, Classification]) -> dict[str, Any]:
@@ -457,7 +522,7 @@ def main(argv: list[str]) -> None:
     elif argv[:1] == ["rebuild"] and len(argv) == 3:
         rebuild(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["compare"] and len(argv) >= 4:
-        compare(Path(argv[1]), Path(argv[2]), argv[3:])
+        compare([Path(p) for p in argv[1].split(",")], Path(argv[2]), argv[3:])
     else:
         sys.exit(__doc__)
 
