@@ -3,7 +3,8 @@
 ``scan(text, context) -> Verdict`` finds abuse and crisis signals; ``accumulate`` adds
 mild signals up over a session; ``resources_for`` picks help lines by country.
 ``parse_classification`` and ``combine`` are the pure half of the optional model-based
-second stage: a checked classifier answer can only raise a verdict.
+second stage: a checked classifier answer can only raise a verdict. ``lower`` is the
+learned stage's opt-in lowering rule (off unless the service switches it on).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from safety.second_stage import (
     Classification,
     InvalidClassification,
     combine,
+    lower,
     parse_classification,
     stage_applies,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "accumulate",
     "combine",
     "country_name",
+    "lower",
     "max_severity",
     "parse_classification",
     "resources_for",

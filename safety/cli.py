@@ -4,7 +4,9 @@
 coach has, so it works as ``coach safety eval FILE --classifier`` (the coach passes a
 ``classify`` function in). ``--learned [--model-dir DIR]`` adds the local learned stage
 (:mod:`safety.learned`; the encoder built by ``python -m safety.learned_build``) instead,
-exactly as the coach combines it: only for a text the lexicon did not flag, raise only.
+exactly as the coach combines it: only for a text the lexicon did not flag, raise only;
+``--learned --lowers`` as the coach does with ``COACH_SAFETY_LEARNED_LOWERS`` on (the stage
+may also lower a lexicon risk or danger it is sure about to concern; docs/safety.md).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         help="add the local learned stage (embeddings + SVM heads; needs `make model`)",
     )
     ev.add_argument(
+        "--lowers",
+        action="store_true",
+        help="with --learned: let the stage lower verdicts it is sure about (COACH_SAFETY_LEARNED_LOWERS)",
+    )
+    ev.add_argument(
         "--model-dir",
         help="the learned stage's encoder folder (default: COACH_SAFETY_MODEL_DIR or .cache/safety-model)",
     )
@@ -66,12 +73,16 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
         name = "model classifier"
         if args.classifier and args.learned:
             raise ValueError("--classifier and --learned: evaluate one second stage at a time")
+        if args.lowers and not args.learned:
+            raise ValueError("--lowers is the learned stage's rule: use it with --learned")
         if args.learned:
             from safety.learned import DEFAULT_MODEL_DIR, LearnedStage
 
-            stage = LearnedStage.load(args.model_dir or DEFAULT_MODEL_DIR)
+            stage = LearnedStage.load(args.model_dir or DEFAULT_MODEL_DIR, lowers=args.lowers)
             name = "learned stage"
-            texts = list(dict.fromkeys(c.text for c in cases if needs_second_stage(c.text, name)))
+            texts = list(
+                dict.fromkeys(c.text for c in cases if needs_second_stage(c.text, name, lowers=args.lowers))
+            )
             classifications = {text: stage.classify(text) for text in texts}
         elif args.classifier:
             if classify is None:
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"safety eval: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(cases, classifications=classifications, second_stage_name=name)
+    report = evaluate(cases, classifications=classifications, second_stage_name=name, lowers=args.lowers)
     if args.format == "json":
         print(dumps(report))
     else:

@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from safety.engine import scan
-from safety.second_stage import Classification, combine, stage_applies
+from safety.second_stage import Classification, combine, lower, stage_applies
 from safety.severity import Severity
 
 SEVERITIES = ("none", "concern", "risk", "danger")
@@ -114,9 +114,11 @@ def _source(second_stage_name: str) -> str:
     return "learned" if second_stage_name == "learned stage" else "classifier"
 
 
-def needs_second_stage(text: str, second_stage_name: str = "model classifier") -> bool:
+def needs_second_stage(
+    text: str, second_stage_name: str = "model classifier", *, lowers: bool = False
+) -> bool:
     """Whether the coach would ask that second stage about ``text`` (``stage_applies``)."""
-    return stage_applies(scan(text), _source(second_stage_name))
+    return stage_applies(scan(text), _source(second_stage_name), lowers=lowers)
 
 
 def evaluate(
@@ -124,8 +126,11 @@ def evaluate(
     *,
     classifications: Mapping[str, Classification | None] | None = None,
     second_stage_name: str = "model classifier",
+    lowers: bool = False,
 ) -> Report:
-    """Scan every case (combining ``classifications`` when given) and compute the figures."""
+    """Scan every case (combining ``classifications`` when given, and with ``lowers`` also
+    lowering by them as the coach does with ``COACH_SAFETY_LEARNED_LOWERS``) and compute
+    the figures."""
     items = list(cases)
     confusion = {e: dict.fromkeys(SEVERITIES, 0) for e in SEVERITIES}
     times: list[float] = []
@@ -140,8 +145,10 @@ def evaluate(
         t0 = time.perf_counter_ns()
         verdict = scan(case.text)
         times.append((time.perf_counter_ns() - t0) / 1000.0)
-        if classifications is not None and stage_applies(verdict, _source(second_stage_name)):
-            verdict = combine(verdict, classifications.get(case.text), source=_source(second_stage_name))
+        source = _source(second_stage_name)
+        if classifications is not None and stage_applies(verdict, source, lowers=lowers):
+            answer = classifications.get(case.text)
+            verdict = lower(combine(verdict, answer, source=source), answer, source=source)
         version = verdict.policy_version
         exp, got = case.expected, verdict.severity
         confusion[exp.value][got.value] += 1

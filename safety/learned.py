@@ -15,9 +15,13 @@ still scores the SVM heads of those rounds.
 
 :meth:`LearnedStage.classify` returns a :class:`~safety.second_stage.Classification`
 and the caller merges it with :func:`safety.second_stage.combine` (``source="learned"``),
-so the raise-only rule lives in one place. The stage predicts **no categories**: a
-raised verdict keeps the lexicon's categories (often none), its signal is
-``learned.<severity>`` with an empty category, and the coach answers with the generic
+so the raise-only rule lives in one place. Loaded with ``lowers=True`` (the service's
+``COACH_SAFETY_LEARNED_LOWERS``, off by default) the stage also marks a text it reads and
+scores below the lowering point of :data:`LOWERING_FILE` as ``clear``, which
+:func:`safety.second_stage.lower` turns from a lexicon risk or danger into concern.
+The stage predicts **no categories**: a raised verdict keeps the lexicon's categories
+(often none), its signal is ``learned.<severity>`` with an empty category, and the coach
+answers with the generic
 ``help.risk`` / ``help.danger`` message, which fits every kind of disclosure.
 
 The trained layers (``data/learned/layers.npz``, float16), the heads and the thresholds
@@ -65,6 +69,8 @@ DEFAULT_MODEL_DIR = Path(
 ENCODER_FILE = "encoder_int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SETTINGS_FILE = "settings.json"
+#: the lowering points (round twenty-two), read only when lowering is switched on
+LOWERING_FILE = "lowering.json"
 #: written last by ``python -m safety.learned_build``: what the encoder was built from
 MANIFEST_FILE = "manifest.json"
 #: The pre-declared operating point of the experiment (2% out-of-fold false positives),
@@ -285,6 +291,7 @@ class LearnedStage:
         t_pos: float,
         t_danger: float,
         version: str = "unversioned",
+        t_lower: float | None = None,
     ) -> None:
         self.encoder = encoder
         #: the pos and danger heads, scored together (columns 0 and 1)
@@ -293,6 +300,8 @@ class LearnedStage:
         self.version = version
         self.t_pos = t_pos
         self.t_danger = t_danger
+        #: below this pos score a text is ``clear`` (lowering on), else None (never)
+        self.t_lower = t_lower
 
     @classmethod
     def load(
@@ -302,11 +311,13 @@ class LearnedStage:
         data_dir: Path = DATA_DIR,
         max_windows: int = MAX_WINDOWS,
         operating_point: str | None = None,
+        lowers: bool = False,
     ) -> LearnedStage:
         """Load the built encoder from ``model_dir`` and the heads from ``data_dir``; any
         problem is a :class:`LearnedStageUnavailable` naming what is wrong.
         ``operating_point`` (a key of settings.json's ``operating_points``, e.g. "0.01")
-        overrides the one the settings name, for experiments."""
+        overrides the one the settings name, for experiments. ``lowers`` reads the
+        lowering point from :data:`LOWERING_FILE` (and the version digest covers it)."""
         model_dir = Path(model_dir)
         for name in (ENCODER_FILE, TOKENIZER_FILE):
             if not (model_dir / name).is_file():
@@ -330,8 +341,20 @@ class LearnedStage:
             if layers is not None:
                 check_built_from(model_dir, data_dir / layers)
                 files = (*files, layers)
+            t_lower = None
+            if lowers:
+                lowering = json.loads((data_dir / LOWERING_FILE).read_text(encoding="utf-8"))
+                t_lower = float(lowering["points"][lowering["point"]])
+                files = (*files, LOWERING_FILE)
             digest = hashlib.sha256(b"".join((data_dir / f).read_bytes() for f in files)).hexdigest()
-            return cls(encoder, heads, float(point["t_pos"]), float(point["t_danger"]), version=digest[:10])
+            return cls(
+                encoder,
+                heads,
+                float(point["t_pos"]),
+                float(point["t_danger"]),
+                version=digest[:10],
+                t_lower=t_lower,
+            )
         except LearnedStageUnavailable:
             raise
         except Exception as exc:
@@ -352,10 +375,15 @@ class LearnedStage:
 
     def classify(self, text: str) -> Classification:
         """The stage's severity for ``text``, with no categories (see the module doc);
-        ``none`` without scoring for a text under :data:`MIN_WORDS` words."""
+        ``none`` without scoring for a text under :data:`MIN_WORDS` words. With a lowering
+        point, a scored ``none`` whose pos score is below it is ``clear``
+        (:func:`safety.second_stage.lower`)."""
         if len(text.split()) < MIN_WORDS:
             return Classification(Severity.NONE)
-        return Classification(self.severity_of(self.scores(text)))
+        scores = self.scores(text)
+        severity = self.severity_of(scores)
+        clear = self.t_lower is not None and severity is Severity.NONE and scores[0] < self.t_lower
+        return Classification(severity, clear=clear)
 
 
 def load_heads(settings: dict[str, Any], data_dir: Path) -> tuple[Heads, tuple[str, ...]]:

@@ -49,10 +49,14 @@ class InvalidClassification(ValueError):
 
 
 class Classification(msgspec.Struct, frozen=True):
-    """A checked classifier answer; ``categories`` are sorted, known and unique."""
+    """A checked classifier answer; ``categories`` are sorted, known and unique.
+
+    ``clear`` is the learned stage's alone, and only with lowering switched on: it is sure
+    the text is not a disclosure (see :func:`lower`). A model's answer never sets it."""
 
     severity: Severity
     categories: tuple[str, ...] = ()
+    clear: bool = False
 
 
 def parse_classification(answer: str) -> Classification:
@@ -72,12 +76,13 @@ def parse_classification(answer: str) -> Classification:
     return Classification(raw.severity, tuple(sorted(set(raw.categories))))
 
 
-def stage_applies(verdict: Verdict, source: str) -> bool:
+def stage_applies(verdict: Verdict, source: str, *, lowers: bool = False) -> bool:
     """Whether a second stage is asked about a message, given the verdict so far: the model
     classifier while no disclosure was found; the learned stage unless the verdict is
-    already danger (its danger head can raise a risk to danger, and emergency help first)."""
+    already danger (its danger head can raise a risk to danger, and emergency help first),
+    and always when it may lower verdicts (``lowers``; see :func:`lower`)."""
     if source == "learned":
-        return verdict.severity is not Severity.DANGER
+        return lowers or verdict.severity is not Severity.DANGER
     return not verdict.is_disclosure
 
 
@@ -103,5 +108,26 @@ def combine(first: Verdict, second: Classification | None, *, source: str = "cla
         severity=second.severity if raised else first.severity,
         categories=tuple(sorted({*first.categories, *second.categories})),
         signals=(*first.signals, *signals),
+        policy_version=first.policy_version,
+    )
+
+
+def lower(first: Verdict, second: Classification | None, *, source: str = "learned") -> Verdict:
+    """The first-stage verdict lowered to ``concern`` when it is ``risk`` or ``danger`` and
+    the stage is sure the text is no disclosure (``second.clear``); otherwise ``first``.
+
+    Off unless the service switches it on (``COACH_SAFETY_LEARNED_LOWERS``): measured in
+    round twenty-two (docs/safety.md), a counselors' decision. The lexicon's signals stay
+    for counselors to read, and a ``<source>.lowered`` signal at ``concern`` (empty category
+    and span) says why the severity is lower than theirs; at ``concern`` the turn still
+    adds to the session's accumulated points, so repeated alarming wording comes back as
+    ``risk``."""
+    if second is None or not second.clear or first.severity.rank < Severity.RISK.rank:
+        return first
+    signal = Signal(f"{source}.lowered", "", Severity.CONCERN, 0, 0, "")
+    return Verdict(
+        severity=Severity.CONCERN,
+        categories=first.categories,
+        signals=(*first.signals, signal),
         policy_version=first.policy_version,
     )

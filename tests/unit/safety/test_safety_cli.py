@@ -92,3 +92,31 @@ def test_eval_classifier_needs_the_coach(tmp_path: Path, capsys: pytest.CaptureF
     path = _write(tmp_path / "c.jsonl", ROWS)
     assert main(["eval", str(path), "--classifier"]) == 2
     assert "coach safety eval" in capsys.readouterr().err
+
+
+def test_eval_lowers_as_the_coach_would_with_lowering_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--learned --lowers` (needs `make model`): the figure of speech the lexicon raises is
+    lowered, the strangulation disclosure is not; `--lowers` alone is refused."""
+    rows: list[dict[str, object]] = [
+        {
+            "text": "Our toaster is going to die by my hand this morning, third burnt slice in a row.",
+            "expected": "none",
+            "categories": [],
+        },
+        {
+            "text": "He put his hands around my neck last night and squeezed until I saw stars.",
+            "expected": "danger",
+            "categories": ["physical_abuse"],
+        },
+    ]
+    path = _write(tmp_path / "c.jsonl", rows)
+    figures = {}
+    for flags in (["--learned"], ["--learned", "--lowers"]):
+        assert main(["eval", str(path), "--format", "json", *flags]) == 0
+        data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        figures[len(flags)] = (data["false_positive_rate"], data["recall_danger"])
+    assert figures == {1: (1.0, 1.0), 2: (0.0, 1.0)}
+    assert main(["eval", str(path), "--lowers"]) == 2
+    assert "--learned" in capsys.readouterr().err
