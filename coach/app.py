@@ -133,7 +133,9 @@ def create_app(
     client = ResilientClient(model if model is not None else make_model(settings))
     classifier = make_classifier(settings, catalog, gate)
     learned, learned_status = make_learned(
-        settings.safety_learned, settings.safety_model_dir or DEFAULT_MODEL_DIR
+        settings.safety_learned,
+        settings.safety_model_dir or DEFAULT_MODEL_DIR,
+        settings.safety_learned_lowers,
     )
     coach = Coach(
         store=store,

@@ -22,6 +22,7 @@ from coach.approvals import ApprovalGate
 from coach.catalog import Catalog, Exercise
 from coach.classifier import Classifier
 from coach.helpmessages import concern_notice, help_message, paused_notice, safety_info
+from coach.learned import LearnedClassifier
 from coach.model import (
     OFFLINE_MODEL,
     ChatMessage,
@@ -41,6 +42,7 @@ from safety import (
     Verdict,
     accumulate,
     combine,
+    lower,
     scan,
     stage_applies,
 )
@@ -136,15 +138,17 @@ class InboundCheck:
         except SafetyUnavailable as exc:
             self._error = exc
             return
-        if coach.learned is not None and stage_applies(self._lexicon, "learned"):
-            self._learned = asyncio.create_task(coach.learned.classify(text))
+        learned = coach.learned
+        if learned is not None and stage_applies(self._lexicon, "learned", lowers=learned.lowers):
+            self._learned = asyncio.create_task(learned.classify(text))
 
     async def verdict(self) -> Verdict:
         if self._error is not None:
             raise self._error
         verdict = self._lexicon
         if self._learned is not None and self._coach.learned is not None:
-            verdict = _raised(verdict, await self._learned, "learned", self._coach.learned.stamp)
+            answer = await self._learned
+            verdict = _lowered(_raised(verdict, answer, "learned", self._coach.learned.stamp), answer)
         classifier = self._coach.classifier
         if classifier is not None and stage_applies(verdict, "classifier"):
             verdict = _raised(verdict, await classifier.classify(self._text), "classifier", classifier.stamp)
@@ -177,6 +181,24 @@ def _raised(verdict: Verdict, answer: Classification | None, source: str, stamp:
     return combined
 
 
+def _lowered(verdict: Verdict, answer: Classification | None) -> Verdict:
+    """``verdict`` lowered by the learned stage when it is sure (lowering on; see
+    ``safety.lower``); a lowering is logged without the text."""
+    lowered = lower(verdict, answer, source="learned")
+    if lowered is not verdict:
+        log.info(
+            "the learned safety stage lowered the verdict",
+            extra={
+                "event": "safety_lowered",
+                "stage": "learned",
+                "lexicon_severity": verdict.severity.value,
+                "severity": lowered.severity.value,
+                "categories": list(lowered.categories),
+            },
+        )
+    return lowered
+
+
 class Coach:
     def __init__(
         self,
@@ -188,7 +210,7 @@ class Coach:
         history_turns: int,
         gate: ApprovalGate,
         classifier: Classifier | None = None,
-        learned: Classifier | None = None,
+        learned: LearnedClassifier | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog

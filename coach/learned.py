@@ -3,7 +3,9 @@
 On by default (``COACH_SAFETY_LEARNED``). For each inbound message the lexicon did not
 already find at danger (``safety.stage_applies``), ``Coach.check_inbound`` asks this stage
 first (a few ms of CPU, local) and then, if still no disclosure and it is on, the model
-classifier.
+classifier. With ``COACH_SAFETY_LEARNED_LOWERS`` on (off by default) it is asked about
+every inbound message and may also lower a lexicon verdict it is sure about
+(``safety.lower``; docs/safety.md).
 
 The stage runs in its own small thread pool, never on the event loop; a failure while
 classifying is logged (without the text) and returns ``None`` - the lexicon verdict
@@ -33,16 +35,19 @@ LearnedStatus = Literal["on", "off", "unavailable"]
 
 
 @functools.cache
-def load_stage(model_dir: Path) -> LearnedStage:
-    """One loaded stage per folder per process (it is read-only and thread-safe)."""
-    return LearnedStage.load(model_dir)
+def load_stage(model_dir: Path, lowers: bool = False) -> LearnedStage:
+    """One loaded stage per folder (and lowering choice) per process (it is read-only and
+    thread-safe)."""
+    return LearnedStage.load(model_dir, lowers=lowers)
 
 
 class LearnedClassifier:
-    """``classify(text)``: the learned stage's classification, or ``None`` on any failure."""
+    """``classify(text)``: the learned stage's classification, or ``None`` on any failure.
+    ``lowers``: whether its classifications can be ``clear`` (``COACH_SAFETY_LEARNED_LOWERS``)."""
 
     def __init__(self, stage: LearnedStage, *, workers: int = WORKERS) -> None:
         self.stage = stage
+        self.lowers = stage.t_lower is not None
         self.stamp = f"learned.{stage.version}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safety-learned")
 
@@ -58,12 +63,14 @@ class LearnedClassifier:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_learned(enabled: bool, model_dir: Path) -> tuple[LearnedClassifier | None, LearnedStatus]:
+def make_learned(
+    enabled: bool, model_dir: Path, lowers: bool = False
+) -> tuple[LearnedClassifier | None, LearnedStatus]:
     """The stage when on and loadable; a load failure is logged and leaves the lexicon alone."""
     if not enabled:
         return None, "off"
     try:
-        stage = load_stage(Path(model_dir).resolve())
+        stage = load_stage(Path(model_dir).resolve(), lowers)
     except LearnedStageUnavailable as exc:
         log.error(
             "the learned safety stage is unavailable; only the lexicon scans (%s)",

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
-_FLAGS = frozenset({"allow_draft_templates", "safety_classifier", "safety_learned"})
+_FLAGS = frozenset({"allow_draft_templates", "safety_classifier", "safety_learned", "safety_learned_lowers"})
 
 # name -> (env var, help text). The order is the order of .env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -55,6 +55,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "COACH_SAFETY_LEARNED",
         "Learned safety stage: a local sentence-embedding model scores each message the lexicon did not "
         "flag as risk or danger (a few ms of CPU; it can only raise severity). Needs `make model`.",
+    ),
+    "safety_learned_lowers": (
+        "COACH_SAFETY_LEARNED_LOWERS",
+        "Off by default, a counselors' decision: let the learned stage lower a lexicon verdict of risk or "
+        "danger to concern when it is sure the text is no disclosure (on fresh sets: most of the lexicon's "
+        "false alarms gone, and a few disclosures shown to the partner; docs/safety.md).",
     ),
     "safety_model_dir": (
         "COACH_SAFETY_MODEL_DIR",
@@ -122,6 +128,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     breaker_reset: float = 30.0
     model_max_connections: int = 100
     safety_learned: bool = True
+    safety_learned_lowers: bool = False
     safety_model_dir: Path | None = None
     safety_classifier: bool = False
     safety_classifier_timeout: float = 3.0

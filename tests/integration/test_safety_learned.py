@@ -150,3 +150,58 @@ async def test_the_learned_stage_runs_while_the_endpoint_reads_the_session(
     assert order == ["stage starts", "session read"]
     assert body["reply"]["safety"]["severity"] == "risk" and coach.requests == []
     assert ISOLATED not in [m["text"] for m in theirs]
+
+
+# A figure of speech the lexicon raises to danger and the served encoder is sure about
+# (tests/unit/safety/test_safety_lowering.py); and a disclosure it is not.
+TOASTER = "Our toaster is going to die by my hand this morning, third burnt slice in a row."
+NECK = "He put his hands around my neck last night and squeezed until I saw stars."
+
+
+async def test_with_lowering_on_a_figure_of_speech_the_stage_is_sure_about_is_coached(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    """COACH_SAFETY_LEARNED_LOWERS (off by default): the lexicon's danger becomes concern,
+    the partner sees the message, the exercise goes on, and the lowering is logged without
+    the text."""
+    coach = Script("That sounds like a frustrating breakfast.")
+    with respx.mock(using="coach") as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
+        with coach_logs() as records:
+            body, _mine, theirs = await _post(app, TOASTER)
+    assert len(coach.requests) == 1
+    assert body["message"]["safety"]["severity"] == "concern" and body["message"]["private"] is False
+    assert body["reply"]["text"] == "That sounds like a frustrating breakfast."
+    assert body["session"]["status"] != "paused"
+    assert TOASTER in [m["text"] for m in theirs]
+    lowered = [rec for rec in records if getattr(rec, "event", None) == "safety_lowered"]
+    assert [(rec.stage, rec.lexicon_severity, rec.severity) for rec in lowered] == [
+        ("learned", "danger", "concern")
+    ]
+    assert "toaster" not in logged_text(records)
+    stamp = body["message"]["safety"]["policy_version"]
+    assert re.fullmatch(re.escape(POLICY_VERSION) + r"\+learned\.[0-9a-f]{10}", stamp)
+
+
+async def test_with_lowering_off_the_same_figure_of_speech_stays_a_private_alarm(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    coach = Script()  # raises if the model is asked anything
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=True), TOASTER)
+    assert coach.requests == [] and body["reply"]["safety"]["severity"] == "danger"
+    assert body["message"]["private"] is True and body["session"]["status"] == "paused"
+    assert TOASTER not in [m["text"] for m in theirs]
+
+
+async def test_with_lowering_on_a_disclosure_stays_private(make_app: AppFactory, redis_client: Any) -> None:
+    coach = Script()  # raises if the model is asked anything
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
+        body, _mine, theirs = await _post(app, NECK)
+    assert coach.requests == [] and body["reply"]["safety"]["severity"] == "danger"
+    assert body["message"]["private"] is True and body["session"]["status"] == "paused"
+    assert NECK not in [m["text"] for m in theirs]
