@@ -184,24 +184,23 @@ async def test_with_lowering_on_a_figure_of_speech_the_stage_is_sure_about_is_co
     assert re.fullmatch(re.escape(POLICY_VERSION) + r"\+learned\.[0-9a-f]{10}", stamp)
 
 
+async def _assert_a_private_alarm(app: Any, text: str) -> None:
+    """``text`` is answered with help at danger, no model call, hidden from the partner."""
+    coach = Script()  # raises if the model is asked anything
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        body, _mine, theirs = await _post(app, text)
+    assert coach.requests == [] and body["reply"]["safety"]["severity"] == "danger"
+    assert body["message"]["private"] is True and body["session"]["status"] == "paused"
+    assert text not in [m["text"] for m in theirs]
+
+
 async def test_with_lowering_off_the_same_figure_of_speech_stays_a_private_alarm(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    coach = Script()  # raises if the model is asked anything
-    with respx.mock(using="coach", assert_all_called=False) as mock:
-        mock.post(COMPLETIONS).mock(side_effect=coach)
-        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=True), TOASTER)
-    assert coach.requests == [] and body["reply"]["safety"]["severity"] == "danger"
-    assert body["message"]["private"] is True and body["session"]["status"] == "paused"
-    assert TOASTER not in [m["text"] for m in theirs]
+    await _assert_a_private_alarm(make_app(model=upstream_client(), safety_learned=True), TOASTER)
 
 
 async def test_with_lowering_on_a_disclosure_stays_private(make_app: AppFactory, redis_client: Any) -> None:
-    coach = Script()  # raises if the model is asked anything
-    with respx.mock(using="coach", assert_all_called=False) as mock:
-        mock.post(COMPLETIONS).mock(side_effect=coach)
-        app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
-        body, _mine, theirs = await _post(app, NECK)
-    assert coach.requests == [] and body["reply"]["safety"]["severity"] == "danger"
-    assert body["message"]["private"] is True and body["session"]["status"] == "paused"
-    assert NECK not in [m["text"] for m in theirs]
+    app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
+    await _assert_a_private_alarm(app, NECK)
