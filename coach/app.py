@@ -204,6 +204,7 @@ def create_app(
             "coach": const(coach),
             "model": const(client),
             "safety_learned": const(learned_status),
+            "safety_learned_lowers": const(learned is not None and learned.lowers),
             "gate": const(gate),
             "hub": const(hub),
             "today": const(clock),

@@ -24,6 +24,7 @@ async def readyz(
     store: NamedDependency[Store],
     model: NamedDependency[ResilientClient],
     safety_learned: NamedDependency[str],
+    safety_learned_lowers: NamedDependency[bool],
 ) -> Response[Any]:
     try:
         await asyncio.wait_for(store.ping(), 2.0)
@@ -45,5 +46,6 @@ async def readyz(
             model=model.name,
             breaker=breaker.state if breaker is not None else None,
             safety_learned=safety_learned,
+            safety_learned_lowers=safety_learned_lowers,
         )
     )

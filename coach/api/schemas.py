@@ -195,3 +195,6 @@ class Health(msgspec.Struct):
     #: The learned safety stage: "on", "off" (COACH_SAFETY_LEARNED=false) or "unavailable"
     #: (it failed to load: only the lexicon scans; see the error log).
     safety_learned: str | None = None
+    #: Whether that stage may lower a lexicon verdict it is sure about
+    #: (COACH_SAFETY_LEARNED_LOWERS; off by default, a counselors' decision).
+    safety_learned_lowers: bool | None = None

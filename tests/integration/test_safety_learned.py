@@ -53,7 +53,7 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
         with coach_logs() as records:
             body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
-    assert body["ready"]["safety_learned"] == "on"
+    assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is False
     reply = body["reply"]
     assert body["message"]["private"] is True and reply["private"] is True
     assert reply["safety"]["severity"] == "risk"
@@ -171,6 +171,7 @@ async def test_with_lowering_on_a_figure_of_speech_the_stage_is_sure_about_is_co
         with coach_logs() as records:
             body, _mine, theirs = await _post(app, TOASTER)
     assert len(coach.requests) == 1
+    assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is True
     assert body["message"]["safety"]["severity"] == "concern" and body["message"]["private"] is False
     assert body["reply"]["text"] == "That sounds like a frustrating breakfast."
     assert body["session"]["status"] != "paused"
