@@ -264,9 +264,11 @@ class Coach:
     async def check_inbound(self, text: str, country: str) -> Verdict:
         """The inbound verdict: the lexicon scan, then the learned stage (local, off the
         event loop; unless the verdict is already danger) and the model classifier (while
-        no disclosure was found), each when on (``stage_applies``); they can only raise it.
-        A stage's failure leaves the verdict as it is. Each stage that answered adds its
-        ``stamp`` to the verdict's policy version (``<lexicon>+learned.<heads>``)."""
+        no disclosure was found), each when on (``stage_applies``); they can only raise it,
+        unless ``COACH_SAFETY_LEARNED_LOWERS`` lets the learned stage lower a verdict it is
+        sure about (``safety.lower``). A stage's failure leaves the verdict as it is. Each
+        stage that answered adds its ``stamp`` to the verdict's policy version
+        (``<lexicon>+learned.<heads>``)."""
         return await self.start_inbound(text, country).verdict()
 
     @staticmethod
