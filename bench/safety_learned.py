@@ -66,15 +66,15 @@ def idle_gaps(stage: LearnedStage, calls: int = 100, gap_s: float = 0.02) -> dic
 
 
 def load(candidate: Path | None) -> LearnedStage:
-    """The served stage, or a fine-tuning candidate's encoder and linear head."""
-    from safety.learned import DEFAULT_MODEL_DIR, Encoder, LearnedStage, LinearHeads
+    """The served stage, or a fine-tuning candidate's encoder and linear head (as
+    ``bench/learned_stage/finetune.py`` scores it)."""
+    from safety.learned import DEFAULT_MODEL_DIR, LearnedStage
 
     if candidate is None:
         return LearnedStage.load(DEFAULT_MODEL_DIR)
-    chosen = json.loads((candidate / "settings.json").read_text(encoding="utf-8"))
-    encoder = Encoder(candidate, window=int(chosen["window"]), stride=int(chosen["stride"]))
-    heads = LinearHeads.load(candidate / "head.npz")
-    return LearnedStage(encoder, heads, float(chosen["t_pos"]), float(chosen["t_danger"]))
+    from bench.learned_stage.finetune import candidate as fine_tuned
+
+    return fine_tuned(candidate)
 
 
 def main(argv: list[str]) -> None:

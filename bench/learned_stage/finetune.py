@@ -69,7 +69,9 @@ from cv import BUDGETS, DANGER_NONE_BUDGET, PRIMARY_BUDGET, file_folds, threshol
 from safety import scan  # noqa: E402
 from safety.evaluation import evaluate, load_cases  # noqa: E402
 from safety.learned import (  # noqa: E402
+    DATA_DIR,
     DEFAULT_MODEL_DIR,
+    LOWERING_FILE,
     ENCODER_FILE,
     TOKENIZER_FILE,
     Encoder,
@@ -443,15 +445,11 @@ def compare(outs: list[Path], result: Path, files: list[str]) -> None:
 
 
 def lowering_points(model_dir: Path) -> dict[str, float]:
-    """The lowering points recorded with an encoder's thresholds (the served one's are
-    looked up in the round directory its settings name), or {} when none were recorded."""
-    path = model_dir / "settings.json"
+    """The lowering points recorded with an encoder's thresholds (the served encoder's are
+    the service's own, ``safety/data/learned/lowering.json``), or {} when none were recorded."""
     if model_dir == DEFAULT_MODEL_DIR:
-        about = json.loads(
-            (ROOT / "safety" / "data" / "learned" / "settings.json").read_text(encoding="utf-8")
-        )
-        rnd = about["about"].split("bench/learned_stage/")[1].split("/")[0]
-        path = HERE / rnd / "settings.json"
+        return dict(json.loads((DATA_DIR / LOWERING_FILE).read_text(encoding="utf-8"))["points"])
+    path = model_dir / "settings.json"
     if not path.is_file():
         return {}
     return dict(json.loads(path.read_text(encoding="utf-8")).get("lowering_points", {}))
@@ -469,6 +467,8 @@ def lowered(
     it would lose, (i) lowering only the lexicon's risk to concern, (ii) risk and danger.
     The stage judges only texts it classifies (five words or more)."""
     out: dict[str, Any] = {}
+    # the pos score of each text the stage reads (five words or more), computed once
+    pos = {c.text: stage.scores(c.text)[0] for c in cases if len(c.text.split()) >= MIN_WORDS}
     for share, point in points.items():
         for rule, lowerable in (("risk_only", {"risk"}), ("risk_and_danger", {"risk", "danger"})):
             removed = lost = lost_danger = 0
@@ -476,8 +476,7 @@ def lowered(
                 lex, cls = lexicon[c.text], classes[c.text]
                 stage_sev = RANK.index(cls.severity.value)
                 before = max(RANK.index(lex), stage_sev)
-                judged = len(c.text.split()) >= MIN_WORDS
-                if judged and lex in lowerable and stage.scores(c.text)[0] < point:
+                if lex in lowerable and pos.get(c.text, math.inf) < point:
                     lex = "concern"
                 after = max(RANK.index(lex), stage_sev)
                 if c.expected.value in ("none", "concern"):
