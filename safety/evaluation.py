@@ -139,13 +139,13 @@ def evaluate(
     cat_hit: dict[str, int] = {}
     misses: list[Miss] = []
     version = ""
+    source = _source(second_stage_name)
     if items:
         scan(items[0].text)  # warm-up
     for case in items:
         t0 = time.perf_counter_ns()
         verdict = scan(case.text)
         times.append((time.perf_counter_ns() - t0) / 1000.0)
-        source = _source(second_stage_name)
         if classifications is not None and stage_applies(verdict, source, lowers=lowers):
             answer = classifications.get(case.text)
             verdict = lower(combine(verdict, answer, source=source), answer, source=source)
