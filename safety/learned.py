@@ -67,6 +67,10 @@ DEFAULT_MODEL_DIR = Path(
     or Path(__file__).resolve().parent.parent / ".cache" / "safety-model"
 )
 ENCODER_FILE = "encoder_int8.onnx"
+#: the encoder cut after its exit layer (round twenty-three): the first layers, and the rest
+FRONT_FILE, BACK_FILE = "encoder_front.onnx", "encoder_back.onnx"
+#: the tensor the two halves pass between them: the exit layer's output, (windows, tokens, 384)
+HIDDEN = "hidden"
 TOKENIZER_FILE = "tokenizer.json"
 SETTINGS_FILE = "settings.json"
 #: the lowering points (round twenty-two), read only when lowering is switched on
@@ -227,7 +231,11 @@ def encoder_session(path: Path, disabled_optimizers: tuple[str, ...] = DISABLED_
 
 
 class Encoder:
-    """all-MiniLM-L6-v2 (int8 ONNX): word-piece windows in, L2-normalised embeddings out."""
+    """all-MiniLM-L6-v2 (int8 ONNX): word-piece windows in, L2-normalised embeddings out.
+
+    Built whole (:data:`ENCODER_FILE`) or cut after its exit layer (:data:`FRONT_FILE`
+    and :data:`BACK_FILE`, when settings.json names an ``exit``): :meth:`front` runs the
+    first part and :meth:`finish` the rest, so a caller can stop in between."""
 
     def __init__(self, model_dir: Path, *, window: int, stride: int, max_windows: int = MAX_WINDOWS) -> None:
         from tokenizers import Tokenizer
@@ -242,7 +250,10 @@ class Encoder:
         self.cls_id: int = cls_id
         self.sep_id: int = sep_id
         self.window, self.stride, self.max_windows = window, stride, max_windows
-        self.session = encoder_session(model_dir / ENCODER_FILE)
+        split = (model_dir / FRONT_FILE).is_file()
+        #: the whole encoder, or its first part when it was built cut
+        self.session = encoder_session(model_dir / (FRONT_FILE if split else ENCODER_FILE))
+        self.back = encoder_session(model_dir / BACK_FILE) if split else None
 
     def all_windows(self, text: str) -> list[list[int]]:
         """Word-piece ids of ``text`` in overlapping windows, each with [CLS]/[SEP]."""
@@ -264,7 +275,9 @@ class Encoder:
         every = self.all_windows(text)
         return [every[i] for i in pick_windows(len(every), self.max_windows)]
 
-    def forward(self, batch: list[list[int]]) -> Array:
+    def front(self, batch: list[list[int]]) -> tuple[Array, Array]:
+        """(out, mask): the exit layer's output when the encoder was built cut, else the
+        embeddings; ``mask`` marks the real tokens of each (padded) window."""
         width = max(len(x) for x in batch)
         ids = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.float32)
@@ -272,12 +285,57 @@ class Encoder:
             ids[i, : len(x)] = x
             mask[i, : len(x)] = 1.0
         feeds = {"input_ids": ids, "position_ids": np.arange(width, dtype=np.int64), "mask": mask}
-        out: Array = self.session.run(["emb"], feeds)[0]
-        return out
+        out: Array = self.session.run([HIDDEN if self.back is not None else "emb"], feeds)[0]
+        return out, mask
+
+    def finish(self, out: Array, mask: Array) -> Array:
+        """The embeddings from :meth:`front`'s answer (the rest of the layers, if any)."""
+        if self.back is None:
+            return out
+        emb: Array = self.back.run(["emb"], {HIDDEN: out, "mask": mask})[0]
+        return emb
+
+    def forward(self, batch: list[list[int]]) -> Array:
+        return self.finish(*self.front(batch))
 
     def embed(self, text: str) -> Array:
         """One embedding per embedded window of ``text``, shape (windows, 384)."""
         return self.forward(self.windows(text))
+
+
+@dataclass(frozen=True, slots=True)
+class ExitHead:
+    """The early exit (round twenty-three): a linear head on the mean-pooled,
+    L2-normalised output of the encoder's first ``layer`` layers. A text whose every
+    window scores below ``point`` is ordinary enough that the rest of the encoder and the
+    heads are not run (``bench/learned_stage/exit_head.py`` fits it and sets the point
+    on texts the encoder never trained on)."""
+
+    w: Array  # (dims,)
+    b: float
+    point: float
+    layer: int
+
+    @classmethod
+    def load(cls, path: Path, *, point: float, layer: int) -> ExitHead:
+        with np.load(path, allow_pickle=False) as d:
+            w = np.ascontiguousarray(d["w"], dtype=np.float32).reshape(-1)
+            b = float(d["b"])
+        return cls(w, b, point, layer)
+
+    def score(self, hidden: Array, mask: Array) -> float:
+        """The highest window score of :func:`pooled` ``hidden``."""
+        return float((pooled(hidden, mask) @ self.w).max()) + self.b
+
+    def exits(self, hidden: Array, mask: Array) -> bool:
+        return self.score(hidden, mask) < self.point
+
+
+def pooled(hidden: Array, mask: Array) -> Array:
+    """Mean over each window's real tokens, L2-normalised: (windows, dims)."""
+    out: Array = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
 
 
 class LearnedStage:
@@ -292,6 +350,7 @@ class LearnedStage:
         t_danger: float,
         version: str = "unversioned",
         t_lower: float | None = None,
+        exit: ExitHead | None = None,
     ) -> None:
         self.encoder = encoder
         #: the pos and danger heads, scored together (columns 0 and 1)
@@ -302,6 +361,8 @@ class LearnedStage:
         self.t_danger = t_danger
         #: below this pos score a text is ``clear`` (lowering on), else None (never)
         self.t_lower = t_lower
+        #: the early exit, or None (off, or lowering on: lowering needs the full score)
+        self.exit = exit
 
     @classmethod
     def load(
@@ -312,14 +373,18 @@ class LearnedStage:
         max_windows: int = MAX_WINDOWS,
         operating_point: str | None = None,
         lowers: bool = False,
+        early_exit: bool = True,
     ) -> LearnedStage:
         """Load the built encoder from ``model_dir`` and the heads from ``data_dir``; any
         problem is a :class:`LearnedStageUnavailable` naming what is wrong.
         ``operating_point`` (a key of settings.json's ``operating_points``, e.g. "0.01")
         overrides the one the settings name, for experiments. ``lowers`` reads the
-        lowering point from :data:`LOWERING_FILE` (and the version digest covers it)."""
+        lowering point from :data:`LOWERING_FILE` (and the version digest covers it).
+        ``early_exit``: use the exit settings.json names, if any (never with ``lowers``);
+        the encoder must have been built cut at its layer either way."""
         model_dir = Path(model_dir)
-        for name in (ENCODER_FILE, TOKENIZER_FILE):
+        cut = (model_dir / FRONT_FILE).is_file()
+        for name in ((FRONT_FILE, BACK_FILE) if cut else (ENCODER_FILE,)) + (TOKENIZER_FILE,):
             if not (model_dir / name).is_file():
                 raise LearnedStageUnavailable(
                     f"{model_dir / name} is missing: run `python -m safety.learned_build {model_dir}`"
@@ -338,9 +403,19 @@ class LearnedStage:
             )
             heads, files = load_heads(settings, data_dir)
             layers = settings.get("layers")
+            exit_settings = settings.get("exit")
             if layers is not None:
-                check_built_from(model_dir, data_dir / layers)
+                cut_at = int(exit_settings["layer"]) if exit_settings else None
+                check_built_from(model_dir, data_dir / layers, cut_at)
                 files = (*files, layers)
+            exit = None
+            if exit_settings and early_exit and not lowers:
+                exit = ExitHead.load(
+                    data_dir / exit_settings["head"],
+                    point=float(exit_settings["point"]),
+                    layer=int(exit_settings["layer"]),
+                )
+                files = (*files, exit_settings["head"])
             t_lower = None
             if lowers:
                 lowering = json.loads((data_dir / LOWERING_FILE).read_text(encoding="utf-8"))
@@ -354,6 +429,7 @@ class LearnedStage:
                 float(point["t_danger"]),
                 version=digest[:10],
                 t_lower=t_lower,
+                exit=exit,
             )
         except LearnedStageUnavailable:
             raise
@@ -377,10 +453,15 @@ class LearnedStage:
         """The stage's severity for ``text``, with no categories (see the module doc);
         ``none`` without scoring for a text under :data:`MIN_WORDS` words. With a lowering
         point, a scored ``none`` whose pos score is below it is ``clear``
-        (:func:`safety.second_stage.lower`)."""
+        (:func:`safety.second_stage.lower`). With an early exit, a text it lets out after
+        its layer is ``none`` without the rest of the encoder or the heads."""
         if len(text.split()) < MIN_WORDS:
             return Classification(Severity.NONE)
-        scores = self.scores(text)
+        out, mask = self.encoder.front(self.encoder.windows(text))
+        if self.exit is not None and self.exit.exits(out, mask):
+            return Classification(Severity.NONE)
+        top = self.heads(self.encoder.finish(out, mask)).max(0)
+        scores = (float(top[0]), float(top[1]))
         severity = self.severity_of(scores)
         clear = self.t_lower is not None and severity is Severity.NONE and scores[0] < self.t_lower
         return Classification(severity, clear=clear)
@@ -408,10 +489,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_built_from(model_dir: Path, layers: Path) -> None:
+def check_built_from(model_dir: Path, layers: Path, exit_layer: int | None = None) -> None:
     """The encoder in ``model_dir`` must have been built with the trained ``layers`` the
     heads were trained with (its manifest records their sha256): an encoder built from
-    other weights would score every message wrongly without any error."""
+    other weights would score every message wrongly without any error. And it must be cut
+    where settings.json's exit is (``exit_layer``; whole when there is none)."""
     try:
         manifest = json.loads((model_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -420,4 +502,9 @@ def check_built_from(model_dir: Path, layers: Path) -> None:
         raise LearnedStageUnavailable(
             f"the encoder in {model_dir} was not built with {layers.name}: "
             f"run `python -m safety.learned_build --force {model_dir}`"
+        )
+    if manifest.get("exit_layer") != exit_layer:
+        raise LearnedStageUnavailable(
+            f"the encoder in {model_dir} was cut at layer {manifest.get('exit_layer')}, settings.json's "
+            f"exit is at {exit_layer}: run `python -m safety.learned_build --force {model_dir}`"
         )

