@@ -136,6 +136,7 @@ def create_app(
         settings.safety_learned,
         settings.safety_model_dir or DEFAULT_MODEL_DIR,
         settings.safety_learned_lowers,
+        settings.safety_learned_exit,
     )
     coach = Coach(
         store=store,
@@ -205,6 +206,7 @@ def create_app(
             "model": const(client),
             "safety_learned": const(learned_status),
             "safety_learned_lowers": const(learned is not None and learned.lowers),
+            "safety_learned_exit": const(learned is not None and learned.exits),
             "gate": const(gate),
             "hub": const(hub),
             "today": const(clock),

@@ -5,7 +5,9 @@ already find at danger (``safety.stage_applies``), ``Coach.check_inbound`` asks 
 first (a few ms of CPU, local) and then, if still no disclosure and it is on, the model
 classifier. With ``COACH_SAFETY_LEARNED_LOWERS`` on (off by default) it is asked about
 every inbound message and may also lower a lexicon verdict it is sure about
-(``safety.lower``; docs/safety.md).
+(``safety.lower``; docs/safety.md). With ``COACH_SAFETY_LEARNED_EXIT`` (on by default,
+never together with lowering) an ordinary message leaves after the encoder's first two
+layers when the exit head there is sure of it (round twenty-three).
 
 The stage runs in its own small thread pool, never on the event loop; a failure while
 classifying is logged (without the text) and returns ``None`` - the lexicon verdict
@@ -35,10 +37,10 @@ LearnedStatus = Literal["on", "off", "unavailable"]
 
 
 @functools.cache
-def load_stage(model_dir: Path, lowers: bool = False) -> LearnedStage:
-    """One loaded stage per folder (and lowering choice) per process (it is read-only and
-    thread-safe)."""
-    return LearnedStage.load(model_dir, lowers=lowers)
+def load_stage(model_dir: Path, lowers: bool = False, early_exit: bool = True) -> LearnedStage:
+    """One loaded stage per folder (and lowering and exit choice) per process (it is
+    read-only and thread-safe)."""
+    return LearnedStage.load(model_dir, lowers=lowers, early_exit=early_exit)
 
 
 class LearnedClassifier:
@@ -48,6 +50,8 @@ class LearnedClassifier:
     def __init__(self, stage: LearnedStage, *, workers: int = WORKERS) -> None:
         self.stage = stage
         self.lowers = stage.t_lower is not None
+        #: whether an ordinary message may leave the encoder early (``COACH_SAFETY_LEARNED_EXIT``)
+        self.exits = stage.exit is not None
         self.stamp = f"learned.{stage.version}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safety-learned")
 
@@ -64,13 +68,13 @@ class LearnedClassifier:
 
 
 def make_learned(
-    enabled: bool, model_dir: Path, lowers: bool = False
+    enabled: bool, model_dir: Path, lowers: bool = False, early_exit: bool = True
 ) -> tuple[LearnedClassifier | None, LearnedStatus]:
     """The stage when on and loadable; a load failure is logged and leaves the lexicon alone."""
     if not enabled:
         return None, "off"
     try:
-        stage = load_stage(Path(model_dir).resolve(), lowers)
+        stage = load_stage(Path(model_dir).resolve(), lowers, early_exit)
     except LearnedStageUnavailable as exc:
         log.error(
             "the learned safety stage is unavailable; only the lexicon scans (%s)",

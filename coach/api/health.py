@@ -25,6 +25,7 @@ async def readyz(
     model: NamedDependency[ResilientClient],
     safety_learned: NamedDependency[str],
     safety_learned_lowers: NamedDependency[bool],
+    safety_learned_exit: NamedDependency[bool],
 ) -> Response[Any]:
     try:
         await asyncio.wait_for(store.ping(), 2.0)
@@ -47,5 +48,6 @@ async def readyz(
             breaker=breaker.state if breaker is not None else None,
             safety_learned=safety_learned,
             safety_learned_lowers=safety_learned_lowers,
+            safety_learned_exit=safety_learned_exit,
         )
     )

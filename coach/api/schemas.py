@@ -198,3 +198,6 @@ class Health(msgspec.Struct):
     #: Whether that stage may lower a lexicon verdict it is sure about
     #: (COACH_SAFETY_LEARNED_LOWERS; off by default, a counselors' decision).
     safety_learned_lowers: bool | None = None
+    #: Whether that stage lets an ordinary message out after its encoder's first layers
+    #: (COACH_SAFETY_LEARNED_EXIT; on by default, never while it may lower verdicts).
+    safety_learned_exit: bool | None = None

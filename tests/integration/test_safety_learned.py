@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from coach.learned import LearnedClassifier, make_learned
 from coach.store import Store
 from safety import POLICY_VERSION, scan
+from safety.learned import DEFAULT_MODEL_DIR
 from tests.conftest import UPSTREAM, AppFactory, Script, new_couple, upstream_client
 from tests.integration.test_safety_classifier import coach_logs, logged_text
 
@@ -54,6 +55,7 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
             body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
     assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is False
+    assert body["ready"]["safety_learned_exit"] is True  # on by default; this message ran the whole encoder
     reply = body["reply"]
     assert body["message"]["private"] is True and reply["private"] is True
     assert reply["safety"]["severity"] == "risk"
@@ -89,6 +91,28 @@ async def test_with_the_setting_off_the_same_message_goes_to_the_model(
     assert body["message"]["safety"]["policy_version"] == POLICY_VERSION  # the lexicon alone judged
     assert body["reply"]["text"] == "Thanks for telling me." and body["reply"]["private"] is False
     assert ISOLATED in [m["text"] for m in theirs]
+
+
+async def test_with_the_exit_off_the_stage_still_catches_and_readyz_says_so(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    """COACH_SAFETY_LEARNED_EXIT=false: every message runs the whole encoder; the verdicts
+    are the same (the exit only lets out what the full stage would not raise), and the
+    stamp names the stage without the exit."""
+    coach = Script()
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        body, _mine, theirs = await _post(
+            make_app(model=upstream_client(), safety_learned=True, safety_learned_exit=False), ISOLATED
+        )
+    assert coach.requests == []
+    assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_exit"] is False
+    assert body["reply"]["safety"]["severity"] == "risk" and body["reply"]["private"] is True
+    assert ISOLATED not in [m["text"] for m in theirs]
+    served, whole = (make_learned(True, DEFAULT_MODEL_DIR, early_exit=e)[0] for e in (True, False))
+    assert served is not None and whole is not None and served.exits and not whole.exits
+    stamp = body["reply"]["safety"]["policy_version"]
+    assert whole.stamp in stamp and served.stamp not in stamp
 
 
 async def test_a_stage_that_cannot_load_leaves_the_lexicon_and_readyz_says_so(
@@ -172,6 +196,7 @@ async def test_with_lowering_on_a_figure_of_speech_the_stage_is_sure_about_is_co
             body, _mine, theirs = await _post(app, TOASTER)
     assert len(coach.requests) == 1
     assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is True
+    assert body["ready"]["safety_learned_exit"] is False  # lowering needs every text's full score
     assert body["message"]["safety"]["severity"] == "concern" and body["message"]["private"] is False
     assert body["reply"]["text"] == "That sounds like a frustrating breakfast."
     assert body["session"]["status"] != "paused"
