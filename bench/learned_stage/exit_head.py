@@ -15,7 +15,11 @@ or danger, or a danger the lexicon left below danger raised to danger.
     PYTHONPATH=. .venv/bin/python bench/learned_stage/exit_head.py install OUT
 
 ``fit`` builds the cut encoder in OUT (``safety.learned_build``, the served layers),
-writes ``exit.npz`` (w, b) and ``exit.json`` (layer, point, what it was set on);
+writes ``exit.npz`` (w, b) and ``exit.json`` (layer, point, what it was set on). With
+``--candidate DIR`` (a ``finetune.py`` candidate, round twenty-four on) every step uses
+that candidate instead: its int8 encoder cut after the layer, its head and thresholds,
+its fitting files, and its threshold group alone as the calibration files (the only
+committed texts it never trained on);
 ``compare`` scores each file with the lexicon alone, the served system and the served
 system with the exit (verdicts as the coach merges them), and writes RESULT; ``cpu``
 measures CPU per classification of the texts of FILE... (those of five words or more),
@@ -28,6 +32,7 @@ alternating runs;
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 import sys
@@ -43,17 +48,21 @@ sys.path.insert(0, str(ROOT))
 from safety import Severity, combine, scan, stage_applies  # noqa: E402
 from safety.evaluation import load_cases  # noqa: E402
 from safety.learned import (  # noqa: E402
+    BACK_FILE,
     DATA_DIR,
+    ENCODER_FILE,
+    FRONT_FILE,
     MIN_WORDS,
     OPERATING_POINT,
     SETTINGS_FILE,
     Encoder,
     ExitHead,
     LearnedStage,
+    LinearHeads,
     load_heads,
     pooled,
 )
-from safety.learned_build import build  # noqa: E402
+from safety.learned_build import build, split_encoder  # noqa: E402
 
 CASES = ROOT / "tests" / "safety_cases"
 SHARED_DEV = ROOT.parent / "shared" / "eval" / "safety_dev.jsonl"
@@ -68,19 +77,35 @@ ROUND23_SETS = {"holdout39", "holdout40", "everyday16", "everyday17"}
 RANK = {s.value: s.rank for s in Severity}
 
 
-def served(model_dir: Path, exit_head: ExitHead | None = None) -> LearnedStage:
-    """The served heads and thresholds on the encoder in ``model_dir`` (cut or whole)."""
+def served(model_dir: Path, exit_head: ExitHead | None = None, candidate: Path | None = None) -> LearnedStage:
+    """The served heads and thresholds (or ``candidate``'s) on the encoder in
+    ``model_dir`` (cut or whole)."""
     settings = json.loads((DATA_DIR / SETTINGS_FILE).read_text(encoding="utf-8"))
-    point = settings["operating_points"][settings.get("operating_point", OPERATING_POINT)]
-    heads, _ = load_heads(settings, DATA_DIR)
     encoder = Encoder(model_dir, window=int(settings["window"]), stride=int(settings["stride"]))
-    return LearnedStage(encoder, heads, float(point["t_pos"]), float(point["t_danger"]), exit=exit_head)
+    if candidate is not None:
+        chosen = json.loads((candidate / SETTINGS_FILE).read_text(encoding="utf-8"))
+        heads = LinearHeads.load(candidate / "head.npz")
+        return LearnedStage(encoder, heads, float(chosen["t_pos"]), float(chosen["t_danger"]), exit=exit_head)
+    point = settings["operating_points"][settings.get("operating_point", OPERATING_POINT)]
+    served_heads, _ = load_heads(settings, DATA_DIR)
+    return LearnedStage(
+        encoder, served_heads, float(point["t_pos"]), float(point["t_danger"]), exit=exit_head
+    )
 
 
-def groups() -> tuple[list[Path], list[Path]]:
-    """(fitting files, calibration files): what round twenty-one's encoder was fit on
-    (minus its threshold group), and what it never saw (its threshold group and round
-    twenty-two's sets)."""
+def named(names: list[str]) -> list[Path]:
+    return [SHARED_DEV if n == SHARED_DEV.stem else CASES / f"{n}.jsonl" for n in names]
+
+
+def groups(candidate: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """(fitting files, calibration files): what the encoder was fit on (minus its
+    threshold group), and what it never saw. Round twenty-one's: its threshold group and
+    round twenty-two's sets; a candidate's: its threshold group."""
+    if candidate is not None:
+        chosen = json.loads((candidate / SETTINGS_FILE).read_text(encoding="utf-8"))
+        trained, held = (ast.literal_eval(str(chosen[k])) for k in ("files", "held_out_for_thresholds"))
+        trained = [n for n in trained if n not in held]
+        return named(sorted(trained)), named(sorted(held))
     dec21 = json.loads((HERE / "dec21" / "settings.json").read_text(encoding="utf-8"))
     held = set(dec21["held_out_for_thresholds"])
     files = sorted(CASES.glob("*.jsonl"))
@@ -133,13 +158,17 @@ def text_scores(w: np.ndarray, b: float, data: dict[str, Any]) -> np.ndarray:
     return scores
 
 
-def fit(out: Path, wheel: Path | None) -> None:
+def fit(out: Path, wheel: Path | None, candidate: Path | None = None) -> None:
     from sklearn.linear_model import LogisticRegression
 
     out.mkdir(parents=True, exist_ok=True)
-    build(out, wheel, cut=LAYER)
-    stage = served(out)
-    fitting, calibration = groups()
+    if candidate is None:
+        build(out, wheel, cut=LAYER)
+    else:
+        split_encoder(candidate / ENCODER_FILE, LAYER, out / FRONT_FILE, out / BACK_FILE)
+        shutil.copyfile(candidate / "tokenizer.json", out / "tokenizer.json")
+    stage = served(out, candidate=candidate)
+    fitting, calibration = groups(candidate)
     train = features(stage, fitting)
     labels = np.array([t["expected"] in ("risk", "danger") for t in train["texts"]])[train["owner"]]
     model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(train["x"], labels)
@@ -156,6 +185,7 @@ def fit(out: Path, wheel: Path | None) -> None:
         point=point,
         margin=MARGIN,
         C=C,
+        candidate=str(candidate) if candidate else None,
         fitting_files=[p.stem for p in fitting],
         calibration_files=[p.stem for p in calibration],
         windows_fit=len(labels),
@@ -184,7 +214,8 @@ def rates(expected: list[str], got: list[str]) -> dict[str, Any]:
 def compare(out: Path, result: Path, files: list[Path]) -> None:
     meta = json.loads((out / "exit.json").read_text(encoding="utf-8"))
     head = ExitHead.load(out / "exit.npz", point=float(meta["point"]), layer=int(meta["layer"]))
-    full, cascade = served(out), served(out, head)
+    candidate = Path(meta["candidate"]) if meta.get("candidate") else None
+    full, cascade = served(out, candidate=candidate), served(out, head, candidate)
     report: dict[str, Any] = {"exit": {k: meta[k] for k in ("layer", "point")}, "files": {}}
     for path in files:
         cases = load_cases(path)
@@ -230,7 +261,8 @@ def cpu(out: Path, result: Path, files: list[Path], runs: int = 3) -> None:
 
     meta = json.loads((out / "exit.json").read_text(encoding="utf-8"))
     head = ExitHead.load(out / "exit.npz", point=float(meta["point"]), layer=int(meta["layer"]))
-    stages = {"full": served(out), "with_exit": served(out, head)}
+    candidate = Path(meta["candidate"]) if meta.get("candidate") else None
+    stages = {"full": served(out, candidate=candidate), "with_exit": served(out, head, candidate)}
     texts = [c.text for p in files for c in load_cases(p) if len(c.text.split()) >= MIN_WORDS]
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in stages}
     for _ in range(runs):
@@ -275,6 +307,7 @@ def main(argv: list[str]) -> None:
     p = sub.add_parser("fit")
     p.add_argument("out", type=Path)
     p.add_argument("--wheel", type=Path)
+    p.add_argument("--candidate", type=Path, help="a finetune.py candidate's folder")
     p = sub.add_parser("compare")
     p.add_argument("out", type=Path)
     p.add_argument("result", type=Path)
@@ -287,7 +320,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.cmd == "fit":
-        fit(args.out, args.wheel)
+        fit(args.out, args.wheel, args.candidate)
     elif args.cmd == "compare":
         compare(args.out, args.result, args.files)
     elif args.cmd == "cpu":

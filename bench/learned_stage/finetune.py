@@ -98,6 +98,7 @@ NOT_TRAINING = {
     },
     "21": {"holdout35", "holdout36", "everyday12", "everyday13"},
     "22": {"holdout37", "holdout38", "everyday14", "everyday15"},
+    "24": {"holdout41", "holdout42", "everyday18", "everyday19"},
 }
 ROUND = os.environ.get("ROUND", "20")
 #: how many of the published encoder's six layers the candidate keeps (``LAYERS=``; round
