@@ -332,8 +332,10 @@ class ExitHead:
 
 
 def pooled(hidden: Array, mask: Array) -> Array:
-    """Mean over each window's real tokens, L2-normalised: (windows, dims)."""
-    out: Array = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+    """Mean over each window's real tokens, L2-normalised: (windows, dims). The sum is
+    taken as one product with the mask, and not divided by the count: the norm does
+    that (half the numpy time of the plain mean for the bench's message)."""
+    out: Array = np.matmul(mask[:, None, :], hidden)[:, 0]
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
