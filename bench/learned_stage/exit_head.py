@@ -44,6 +44,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 from safety import Severity, combine, scan, stage_applies  # noqa: E402
 from safety.evaluation import load_cases  # noqa: E402
@@ -64,8 +65,8 @@ from safety.learned import (  # noqa: E402
 )
 from safety.learned_build import build, split_encoder  # noqa: E402
 
-CASES = ROOT / "tests" / "safety_cases"
-SHARED_DEV = ROOT.parent / "shared" / "eval" / "safety_dev.jsonl"
+from finetune import CASES, SHARED_DEV  # noqa: E402
+
 LAYER = 2
 MARGIN = 0.25
 C = 1.0
@@ -308,14 +309,11 @@ def main(argv: list[str]) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--wheel", type=Path)
     p.add_argument("--candidate", type=Path, help="a finetune.py candidate's folder")
-    p = sub.add_parser("compare")
-    p.add_argument("out", type=Path)
-    p.add_argument("result", type=Path)
-    p.add_argument("files", type=Path, nargs="+")
-    p = sub.add_parser("cpu")
-    p.add_argument("out", type=Path)
-    p.add_argument("result", type=Path)
-    p.add_argument("files", type=Path, nargs="+")
+    for name in ("compare", "cpu"):
+        p = sub.add_parser(name)
+        p.add_argument("out", type=Path)
+        p.add_argument("result", type=Path)
+        p.add_argument("files", type=Path, nargs="+")
     p = sub.add_parser("install")
     p.add_argument("out", type=Path)
     args = parser.parse_args(argv)
