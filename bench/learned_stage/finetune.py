@@ -420,7 +420,8 @@ def compare(outs: list[Path], result: Path, files: list[str]) -> None:
     """The served system against each candidate in ``outs`` on each file, and (round
     twenty-two, measured only) what each encoder's lowering points would do to the
     lexicon's verdicts on those files."""
-    stages = {"served": LearnedStage.load(), **{out.name: candidate(out) for out in outs}}
+    # whole: an exit is judged on its own (exit_head.py compare; round twenty-four on)
+    stages = {"served": LearnedStage.load(early_exit=False), **{out.name: candidate(out) for out in outs}}
     points = {
         "served": lowering_points(DEFAULT_MODEL_DIR),
         **{out.name: lowering_points(out) for out in outs},
