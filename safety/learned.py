@@ -36,6 +36,14 @@ Loading the stage limits numpy's BLAS (OpenBLAS) to one thread for the whole pro
 the heads' products are small, and OpenBLAS's extra threads spin after every call - in
 the coach that burned 15-40 ms of CPU per turn (``idle_gaps`` in ``bench/safety_learned.py``).
 
+Since round twenty-three the encoder is built cut after its second layer and an
+:class:`ExitHead` there lets an ordinary text out early: when it is sure (every window
+below its point, set on texts the encoder never trained on) the stage answers ``none``
+without the last four layers or the heads. Never while the stage may lower verdicts
+(``lowers``), which needs every text's full score; ``early_exit=False`` runs the whole
+encoder for every text (on four fresh sets the exit let out none that it raised;
+``bench/learned_stage/RETRAIN.md``, twenty-third round).
+
 Texts under :data:`MIN_WORDS` words are not scored (``none``): the heads never saw
 such short texts and fire on replies like "I don't know". Very long texts are bounded:
 at most :data:`MAX_WINDOWS` windows are embedded - the first and last
@@ -410,9 +418,9 @@ class LearnedStage:
                 cut_at = int(exit_settings["layer"]) if exit_settings else None
                 check_built_from(model_dir, data_dir / layers, cut_at)
                 files = (*files, layers)
-            exit = None
+            exit_head = None
             if exit_settings and early_exit and not lowers:
-                exit = ExitHead.load(
+                exit_head = ExitHead.load(
                     data_dir / exit_settings["head"],
                     point=float(exit_settings["point"]),
                     layer=int(exit_settings["layer"]),
@@ -431,7 +439,7 @@ class LearnedStage:
                 float(point["t_danger"]),
                 version=digest[:10],
                 t_lower=t_lower,
-                exit=exit,
+                exit=exit_head,
             )
         except LearnedStageUnavailable:
             raise
@@ -440,8 +448,10 @@ class LearnedStage:
 
     def scores(self, text: str) -> tuple[float, float]:
         """(pos, danger): each head's highest score over the text's embedded windows."""
-        emb = self.encoder.embed(text)
-        top = self.heads(emb).max(0)
+        return self._scores(*self.encoder.front(self.encoder.windows(text)))
+
+    def _scores(self, out: Array, mask: Array) -> tuple[float, float]:
+        top = self.heads(self.encoder.finish(out, mask)).max(0)
         return float(top[0]), float(top[1])
 
     def severity_of(self, scores: tuple[float, float]) -> Severity:
@@ -462,8 +472,7 @@ class LearnedStage:
         out, mask = self.encoder.front(self.encoder.windows(text))
         if self.exit is not None and self.exit.exits(out, mask):
             return Classification(Severity.NONE)
-        top = self.heads(self.encoder.finish(out, mask)).max(0)
-        scores = (float(top[0]), float(top[1]))
+        scores = self._scores(out, mask)
         severity = self.severity_of(scores)
         clear = self.t_lower is not None and severity is Severity.NONE and scores[0] < self.t_lower
         return Classification(severity, clear=clear)
