@@ -15,7 +15,13 @@ import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 _FLAGS = frozenset(
-    {"allow_draft_templates", "safety_classifier", "safety_learned", "safety_learned_lowers", "safety_learned_exit"}
+    {
+        "allow_draft_templates",
+        "safety_classifier",
+        "safety_learned",
+        "safety_learned_lowers",
+        "safety_learned_exit",
+    }
 )
 
 # name -> (env var, help text). The order is the order of .env.example.
