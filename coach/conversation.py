@@ -43,6 +43,7 @@ from safety import (
     accumulate,
     combine,
     lower,
+    needs_full_score,
     scan,
     stage_applies,
 )
@@ -140,7 +141,8 @@ class InboundCheck:
             return
         learned = coach.learned
         if learned is not None and stage_applies(self._lexicon, "learned", lowers=learned.lowers):
-            self._learned = asyncio.create_task(learned.classify(text))
+            full = needs_full_score(self._lexicon, lowers=learned.lowers)
+            self._learned = asyncio.create_task(learned.classify(text, full=full))
 
     async def verdict(self) -> Verdict:
         if self._error is not None:

@@ -5,9 +5,10 @@ already find at danger (``safety.stage_applies``), ``Coach.check_inbound`` asks 
 first (a few ms of CPU, local) and then, if still no disclosure and it is on, the model
 classifier. With ``COACH_SAFETY_LEARNED_LOWERS`` on (off by default) it is asked about
 every inbound message and may also lower a lexicon verdict it is sure about
-(``safety.lower``; docs/safety.md). With ``COACH_SAFETY_LEARNED_EXIT`` (on by default,
-never together with lowering) an ordinary message leaves after the encoder's first two
-layers when the exit head there is sure of it (round twenty-three).
+(``safety.lower``; docs/safety.md). With ``COACH_SAFETY_LEARNED_EXIT`` (on by default)
+an ordinary message leaves after the encoder's first two layers when the exit head there
+is sure of it (round twenty-three) - except a message it may lower, which is scored in
+full.
 
 The stage runs in its own small thread pool, never on the event loop; a failure while
 classifying is logged (without the text) and returns ``None`` - the lexicon verdict
@@ -55,10 +56,12 @@ class LearnedClassifier:
         self.stamp = f"learned.{stage.version}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safety-learned")
 
-    async def classify(self, text: str) -> Classification | None:
+    async def classify(self, text: str, *, full: bool = False) -> Classification | None:
+        """``full``: no early exit (``safety.needs_full_score``)."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, self.stage.classify, text)
+            call = functools.partial(self.stage.classify, text, full=full)
+            return await loop.run_in_executor(self._pool, call)
         except Exception:
             log.exception("the learned safety stage failed; the lexicon verdict stands")
             return None

@@ -75,7 +75,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "Let the learned stage stop after two of its encoder's six layers when a head there is sure the "
         "message is ordinary (about three in four ordinary messages; on eight fresh sets it lost no "
         "disclosure the full stage caught; about 0.64x the stage's CPU). Off: every message runs the whole "
-        "encoder. Never applies while COACH_SAFETY_LEARNED_LOWERS is on.",
+        "encoder. With COACH_SAFETY_LEARNED_LOWERS on, a message the lexicon alarmed on is scored in full.",
     ),
     "safety_model_dir": (
         "COACH_SAFETY_MODEL_DIR",

@@ -18,6 +18,7 @@ from safety.second_stage import (
     InvalidClassification,
     combine,
     lower,
+    needs_full_score,
     parse_classification,
     stage_applies,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "country_name",
     "lower",
     "max_severity",
+    "needs_full_score",
     "parse_classification",
     "resources_for",
     "scan",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from safety.engine import POLICY_VERSION, scan
 from safety.evaluation import dumps, evaluate, format_table, load_cases, needs_second_stage
-from safety.second_stage import Classification
+from safety.second_stage import Classification, needs_full_score
 
 #: Texts -> each text's classification (None: the classifier failed on it).
 Classify = Callable[[list[str]], Mapping[str, Classification | None]]
@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
             texts = list(
                 dict.fromkeys(c.text for c in cases if needs_second_stage(c.text, name, lowers=args.lowers))
             )
-            classifications = {text: stage.classify(text) for text in texts}
+            classifications = {
+                text: stage.classify(text, full=needs_full_score(scan(text), lowers=args.lowers))
+                for text in texts
+            }
         elif args.classifier:
             if classify is None:
                 raise ValueError(

@@ -39,10 +39,11 @@ the coach that burned 15-40 ms of CPU per turn (``idle_gaps`` in ``bench/safety_
 Since round twenty-three the encoder is built cut after its second layer and an
 :class:`ExitHead` there lets an ordinary text out early: when it is sure (every window
 below its point, set on texts the encoder never trained on) the stage answers ``none``
-without the last four layers or the heads. Never while the stage may lower verdicts
-(``lowers``), which needs every text's full score; ``early_exit=False`` runs the whole
-encoder for every text (on four fresh sets the exit let out none that it raised;
-``bench/learned_stage/RETRAIN.md``, twenty-third round).
+without the last four layers or the heads. A caller that may lower the verdict asks for
+the full score (``classify(text, full=True)``: lowering a lexicon alarm needs it);
+``early_exit=False`` runs the whole encoder for every text (on eight fresh sets the exit
+let out none that the whole stage raised; ``bench/learned_stage/RETRAIN.md``, rounds
+twenty-three and twenty-four).
 
 Texts under :data:`MIN_WORDS` words are not scored (``none``): the heads never saw
 such short texts and fire on replies like "I don't know". Very long texts are bounded:
@@ -371,7 +372,7 @@ class LearnedStage:
         self.t_danger = t_danger
         #: below this pos score a text is ``clear`` (lowering on), else None (never)
         self.t_lower = t_lower
-        #: the early exit, or None (off, or lowering on: lowering needs the full score)
+        #: the early exit, or None (off)
         self.exit = exit
 
     @classmethod
@@ -390,8 +391,8 @@ class LearnedStage:
         ``operating_point`` (a key of settings.json's ``operating_points``, e.g. "0.01")
         overrides the one the settings name, for experiments. ``lowers`` reads the
         lowering point from :data:`LOWERING_FILE` (and the version digest covers it).
-        ``early_exit``: use the exit settings.json names, if any (never with ``lowers``);
-        the encoder must have been built cut at its layer either way."""
+        ``early_exit``: use the exit settings.json names, if any; the encoder must have
+        been built cut at its layer either way."""
         model_dir = Path(model_dir)
         cut = (model_dir / FRONT_FILE).is_file()
         for name in ((FRONT_FILE, BACK_FILE) if cut else (ENCODER_FILE,)) + (TOKENIZER_FILE,):
@@ -419,7 +420,7 @@ class LearnedStage:
                 check_built_from(model_dir, data_dir / layers, cut_at)
                 files = (*files, layers)
             exit_head = None
-            if exit_settings and early_exit and not lowers:
+            if exit_settings and early_exit:
                 exit_head = ExitHead.load(
                     data_dir / exit_settings["head"],
                     point=float(exit_settings["point"]),
@@ -461,16 +462,17 @@ class LearnedStage:
             return Severity.RISK
         return Severity.NONE
 
-    def classify(self, text: str) -> Classification:
+    def classify(self, text: str, *, full: bool = False) -> Classification:
         """The stage's severity for ``text``, with no categories (see the module doc);
         ``none`` without scoring for a text under :data:`MIN_WORDS` words. With a lowering
         point, a scored ``none`` whose pos score is below it is ``clear``
         (:func:`safety.second_stage.lower`). With an early exit, a text it lets out after
-        its layer is ``none`` without the rest of the encoder or the heads."""
+        its layer is ``none`` without the rest of the encoder or the heads - unless
+        ``full`` (:func:`safety.second_stage.needs_full_score`: a verdict it may lower)."""
         if len(text.split()) < MIN_WORDS:
             return Classification(Severity.NONE)
         out, mask = self.encoder.front(self.encoder.windows(text))
-        if self.exit is not None and self.exit.exits(out, mask):
+        if self.exit is not None and not full and self.exit.exits(out, mask):
             return Classification(Severity.NONE)
         scores = self._scores(out, mask)
         severity = self.severity_of(scores)

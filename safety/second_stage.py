@@ -112,6 +112,14 @@ def combine(first: Verdict, second: Classification | None, *, source: str = "cla
     )
 
 
+def needs_full_score(first: Verdict, *, lowers: bool) -> bool:
+    """Whether the learned stage must score this text in full (no early exit): only when
+    it may lower verdicts and the first stage found ``risk`` or ``danger`` - the texts
+    :func:`lower` could change. Elsewhere the stage can only raise, which its exit was
+    measured never to have cost on fresh sets."""
+    return lowers and first.severity.rank >= Severity.RISK.rank
+
+
 def lower(first: Verdict, second: Classification | None, *, source: str = "learned") -> Verdict:
     """The first-stage verdict lowered to ``concern`` when it is ``risk`` or ``danger`` and
     the stage is sure the text is no disclosure (``second.clear``); otherwise ``first``.

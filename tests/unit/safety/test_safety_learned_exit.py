@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safety import Classification, Severity, combine, scan, stage_applies
+from safety import Classification, Severity, combine, needs_full_score, scan, stage_applies
 from safety.evaluation import load_cases
 from safety.learned import (
     DEFAULT_MODEL_DIR,
@@ -20,6 +20,7 @@ from safety.learned import (
     LearnedStageUnavailable,
 )
 from safety.learned_build import BuildError, split_encoder
+from tests.unit.safety.test_safety_lowering import TOASTER
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES = ROOT / "tests" / "safety_cases"
@@ -73,9 +74,27 @@ def test_a_disclosure_runs_the_whole_encoder_and_is_raised(stages: tuple[Learned
     assert served.classify(ISOLATED) == whole.classify(ISOLATED) == Classification(Severity.RISK)
 
 
-def test_no_exit_while_the_stage_may_lower() -> None:
-    """Lowering needs the full score of every text it reads."""
-    assert LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True).exit is None
+def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lowering a lexicon alarm needs the stage's full score; an ordinary message can
+    still leave early (the stage can only raise it)."""
+    stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True)
+    assert stage.exit is not None
+    alarm = scan(TOASTER)
+    assert alarm.severity.rank >= Severity.RISK.rank
+    assert needs_full_score(alarm, lowers=True) and not needs_full_score(alarm, lowers=False)
+    assert stage.classify(TOASTER, full=True).clear  # scored in full, and sure: lowered
+    ordinary = scan(ORDINARY[0])
+    assert not needs_full_score(ordinary, lowers=True)
+
+    def must_not_finish(*args: object) -> object:
+        raise AssertionError("ran the rest of the encoder")
+
+    monkeypatch.setattr(stage.encoder, "finish", must_not_finish)
+    assert stage.classify(ORDINARY[0], full=False) == Classification(Severity.NONE)
+    with pytest.raises(AssertionError, match="rest of the encoder"):
+        stage.classify(TOASTER, full=True)
 
 
 @pytest.mark.parametrize("name", ["holdout39", "holdout40"])

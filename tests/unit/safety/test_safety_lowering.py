@@ -21,6 +21,7 @@ from safety import (
     accumulate,
     combine,
     lower,
+    needs_full_score,
     parse_classification,
     scan,
     stage_applies,
@@ -144,13 +145,13 @@ def test_the_lowering_point_is_round_twenty_two_s_one_percent_point(lowering_sta
 def test_the_served_encoder_is_sure_about_the_figures_of_speech(
     lowering_stage: LearnedStage, text: str
 ) -> None:
-    answer = lowering_stage.classify(text)
+    answer = lowering_stage.classify(text, full=needs_full_score(scan(text), lowers=True))  # as the coach
     assert answer.clear
     assert lower(scan(text), answer).severity is Severity.CONCERN
 
 
 @pytest.mark.parametrize("text", [NECK, KNIFE])
 def test_the_served_encoder_never_lowers_a_disclosure(lowering_stage: LearnedStage, text: str) -> None:
-    answer = lowering_stage.classify(text)
+    answer = lowering_stage.classify(text, full=needs_full_score(scan(text), lowers=True))  # as the coach
     assert not answer.clear
     assert lower(scan(text), answer).severity is Severity.DANGER
