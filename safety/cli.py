@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from safety.engine import POLICY_VERSION, scan
 from safety.evaluation import dumps, evaluate, format_table, load_cases, needs_second_stage
-from safety.second_stage import Classification, needs_full_score
+from safety.second_stage import Classification, needs_full_score, stage_applies
 
 #: Texts -> each text's classification (None: the classifier failed on it).
 Classify = Callable[[list[str]], Mapping[str, Classification | None]]
@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
 
             stage = LearnedStage.load(args.model_dir or DEFAULT_MODEL_DIR, lowers=args.lowers)
             name = "learned stage"
-            texts = list(
-                dict.fromkeys(c.text for c in cases if needs_second_stage(c.text, name, lowers=args.lowers))
-            )
+            # the lexicon's verdict of each text, once: which texts the stage reads, and in full
+            lexicon = {c.text: scan(c.text) for c in cases}
             classifications = {
-                text: stage.classify(text, full=needs_full_score(scan(text), lowers=args.lowers))
-                for text in texts
+                text: stage.classify(text, full=needs_full_score(verdict, lowers=args.lowers))
+                for text, verdict in lexicon.items()
+                if stage_applies(verdict, "learned", lowers=args.lowers)
             }
         elif args.classifier:
             if classify is None:
