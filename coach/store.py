@@ -461,16 +461,18 @@ class Store:
         return int(raw.get("replies", 0)), int(raw.get("replaced", 0))
 
     # -- rate limits ------------------------------------------------------------
-    async def hit(self, bucket: str, window_seconds: int) -> tuple[int, int]:
-        """Count a request in a fixed window; returns (count, seconds until the window resets)."""
+    async def hit(self, buckets: list[str], window_seconds: int) -> tuple[list[int], int]:
+        """Count a request in each bucket's fixed window, all in one round trip; returns
+        each bucket's count and the seconds until the window resets."""
         window = int(time.time() // window_seconds)
-        key = self.k("rate", bucket, str(window))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window_seconds + 1)
-            count, _ = await pipe.execute()
+            for bucket in buckets:
+                key = self.k("rate", bucket, str(window))
+                pipe.incr(key)
+                pipe.expire(key, window_seconds + 1)
+            replies = await pipe.execute()
         reset = window_seconds - int(time.time() % window_seconds)
-        return int(count), reset
+        return [int(count) for count in replies[::2]], reset
 
     # -- challenge progress -----------------------------------------------------
     async def get_challenge(self, couple_id: str) -> ChallengeProgress | None:

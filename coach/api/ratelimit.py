@@ -55,7 +55,7 @@ class RateLimiter:
             await self.app(scope, receive, send)
             return
         try:
-            counts = [(await self.store.hit(name, WINDOW), limit) for name, limit in buckets]
+            hits, reset = await self.store.hit([name for name, _ in buckets], WINDOW)
         except Exception:
             await _send(
                 send,
@@ -64,15 +64,16 @@ class RateLimiter:
                 [(b"retry-after", b"2")],
             )
             return
+        counts = [(count, limit) for count, (_, limit) in zip(hits, buckets, strict=True)]
         # The tightest bucket is the one reported.
-        (count, reset), limit = min(counts, key=lambda c: c[1] - c[0][0])
+        count, limit = min(counts, key=lambda c: c[1] - c[0])
         remaining = max(0, limit - count)
         headers = [
             (b"ratelimit-limit", str(limit).encode()),
             (b"ratelimit-remaining", str(remaining).encode()),
             (b"ratelimit-reset", str(reset).encode()),
         ]
-        if any(c > lim for (c, _r), lim in counts):
+        if any(c > lim for c, lim in counts):
             await _send(
                 send,
                 429,

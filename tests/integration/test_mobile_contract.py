@@ -89,6 +89,24 @@ async def test_rate_limits_answer_429_with_headers(make_app: AppFactory, redis_c
         assert ok.status_code == 200 and ok.headers["ratelimit-limit"] == "3"
 
 
+async def test_the_address_and_the_token_limits_both_count_and_the_tightest_is_reported(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    async with AsyncTestClient(app=make_app(rate_limit_per_minute=3, ip_rate_limit_per_minute=10)) as client:
+        c = await new_couple(client)  # two requests from the address, none with a token
+        first = await client.get("/v1/sessions", headers=c["a"])
+        # the token's bucket (3) is tighter than the address's (10 - 3 used)
+        assert first.headers["ratelimit-limit"] == "3" and first.headers["ratelimit-remaining"] == "2"
+        for _ in range(6):  # b's token runs out after 3; the address still counts them
+            await client.get("/v1/sessions", headers=c["b"])
+        # the address's tenth request: its bucket is now the tighter one for a's token
+        r = await client.get("/v1/sessions", headers=c["a"])
+        assert r.status_code == 200
+        assert r.headers["ratelimit-limit"] == "10" and r.headers["ratelimit-remaining"] == "0"
+        refused = await client.get("/v1/sessions", headers=c["a"])
+        assert refused.status_code == 429 and refused.json()["type"] == "/problems/rate-limited"
+
+
 async def test_catalog_etag(client: AsyncTestClient[Any]) -> None:
     first = await client.get("/v1/exercises")
     etag = first.headers["etag"]
