@@ -68,6 +68,7 @@ from cv import BUDGETS, DANGER_NONE_BUDGET, PRIMARY_BUDGET, file_folds, threshol
 
 from safety import scan  # noqa: E402
 from safety.evaluation import evaluate, load_cases  # noqa: E402
+from safety.verdict import CATEGORIES  # noqa: E402
 from safety.learned import (  # noqa: E402
     DATA_DIR,
     DEFAULT_MODEL_DIR,
@@ -99,6 +100,7 @@ NOT_TRAINING = {
     "21": {"holdout35", "holdout36", "everyday12", "everyday13"},
     "22": {"holdout37", "holdout38", "everyday14", "everyday15"},
     "24": {"holdout41", "holdout42", "everyday18", "everyday19"},
+    "25": {"holdout43", "holdout44", "everyday20", "everyday21"},
 }
 ROUND = os.environ.get("ROUND", "20")
 #: how many of the published encoder's six layers the candidate keeps (``LAYERS=``; round
@@ -112,6 +114,11 @@ EPOCHS, BATCH, CHUNK = 3, 16, 50
 LR_ENCODER, LR_HEAD, WEIGHT_DECAY, WARMUP, DROPOUT, CLIP, SEED = 3e-5, 1e-3, 0.01, 0.06, 0.1, 1.0, 0
 #: the head reads unit vectors: logits = SCALE * emb @ w + b (SCALE folded into w at export)
 SCALE = 20.0
+#: round twenty-five: one more logit per category (a text's labelled categories are its
+#: targets, all zero for ``none``), binary cross-entropy averaged over the categories and
+#: added to the loss with this weight; 0 (every earlier round) trains pos and danger only
+AUX_WEIGHT = 0.5 if int(ROUND) >= 25 else 0.0
+AUX_CATEGORIES = CATEGORIES[:9]  # the nine disclosure categories (not unsafe_reply)
 
 
 def training_files() -> list[Path]:
@@ -133,6 +140,7 @@ def load_rows(files: list[Path], enc: Encoder) -> list[dict[str, Any]]:
                     file=path.stem,
                     text=case.text,
                     expected=case.expected.value,
+                    categories=case.categories,
                     windows=enc.windows(case.text),
                 )
             )
@@ -161,8 +169,11 @@ def network(emb: dict[str, Any], layers: list[dict[str, Any]]) -> Any:
             for layer in layers:
                 pd = nn.ParameterDict({k: nn.Parameter(t(v)) for k, v in layer.items()})
                 self.layers.append(pd)
-            self.head_w = nn.Parameter(torch.zeros(384, 2))
-            self.head_b = nn.Parameter(torch.zeros(2))
+            # pos, danger, then (round twenty-five on) one logit per category, trained only
+            # as an auxiliary signal: the export keeps the first two
+            outputs = 2 + (len(AUX_CATEGORIES) if AUX_WEIGHT else 0)
+            self.head_w = nn.Parameter(torch.zeros(384, outputs))
+            self.head_b = nn.Parameter(torch.zeros(outputs))
             self.drop = nn.Dropout(DROPOUT)
 
         def embed(self, ids: Any, mask: Any) -> Any:
@@ -252,6 +263,7 @@ def train(out: Path, wheel: Path) -> None:
         texts_fit=len(fit_rows),
         texts_thresholds=len(cal_rows),
         steps=total,
+        aux_category_weight=AUX_WEIGHT,
     )
     log.write(json.dumps(meta) + "\n")
     print(json.dumps(meta), flush=True)
@@ -269,7 +281,11 @@ def train(out: Path, wheel: Path) -> None:
             top = torch.stack([logits[own == j].max(0).values for j in range(len(idx))])
             exp = [fit_rows[i]["expected"] for i in idx]
             y = torch.tensor([[e != "none", e == "danger"] for e in exp], dtype=torch.float32)
-            loss = F.binary_cross_entropy_with_logits(top, y)
+            loss = F.binary_cross_entropy_with_logits(top[:, :2], y)
+            if AUX_WEIGHT:
+                cats = [fit_rows[i]["categories"] for i in idx]
+                yc = torch.tensor([[c in got for c in AUX_CATEGORIES] for got in cats], dtype=torch.float32)
+                loss = loss + AUX_WEIGHT * F.binary_cross_entropy_with_logits(top[:, 2:], yc)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
@@ -317,9 +333,15 @@ def export(model: Any, emb: dict[str, Any], out: Path) -> None:
         eb=emb["eb"].astype(np.float16),
         **{f"l{i}_{k}": layers[i][k].astype(np.float16) for i in range(LAYERS) for k in keys},
     )
-    np.savez(
-        out / "head.npz", w=(SCALE * state["head_w"]).astype(np.float32), b=state["head_b"].astype(np.float32)
-    )
+    w, b = SCALE * state["head_w"], state["head_b"]
+    np.savez(out / "head.npz", w=w[:, :2].astype(np.float32), b=b[:2].astype(np.float32))
+    if w.shape[1] > 2:  # the auxiliary category logits, kept for study; the service never reads them
+        np.savez(
+            out / "category_head.npz",
+            w=w[:, 2:].astype(np.float32),
+            b=b[2:].astype(np.float32),
+            categories=np.array(AUX_CATEGORIES),
+        )
     with tempfile.TemporaryDirectory() as tmp:
         build_onnx(emb, layers, Path(tmp) / "fp32.onnx")
         quantize_dynamic(str(Path(tmp) / "fp32.onnx"), str(out / ENCODER_FILE), weight_type=QuantType.QInt8)
