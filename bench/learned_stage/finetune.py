@@ -34,6 +34,7 @@ usage (a separate venv with ``torch==2.13.0``; the project's own venv has no tor
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py train OUT_DIR WHEEL
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py rebuild OUT_DIR WHEEL
     PYTHONPATH=. /tmp/ftvenv/bin/python bench/learned_stage/finetune.py compare OUT_DIR[,OUT_DIR...] RESULT.json FILE...
+    PYTHONPATH=. .venv/bin/python bench/learned_stage/finetune.py categories OUT_DIR RESULT.json FILE...
     PYTHONPATH=. .venv/bin/python bench/learned_stage/finetune.py install OUT_DIR safety/data/learned
 
 ``train`` writes OUT_DIR/encoder_int8.onnx, tokenizer.json, head.npz, layers.npz (the
@@ -537,6 +538,45 @@ def counts(cases: list[Any], classes: dict[str, Classification]) -> dict[str, An
     )
 
 
+def categories(out: Path, result: Path, files: list[str]) -> None:
+    """Round twenty-five, step 7 (deciding nothing): how often the candidate's auxiliary
+    category logits (``category_head.npz``; max over a text's windows) rank one of a
+    disclosure's labelled categories first: overall, and per category how many disclosures
+    carry it, how many of those it ranks first, how many of all it ranks first, and so
+    the precision of naming it."""
+    cand = candidate(out)
+    with np.load(out / "category_head.npz", allow_pickle=False) as head:
+        w, b, names = head["w"], head["b"], [str(c) for c in head["categories"]]
+    labelled, first, top_of = {c: 0 for c in names}, {c: 0 for c in names}, {c: 0 for c in names}
+    right = total = 0
+    for f in files:
+        for case in load_cases(f):
+            if case.expected.value == "none" or not case.categories:
+                continue
+            enc = cand.encoder
+            top = names[int(np.argmax((enc.forward(enc.windows(case.text)) @ w + b).max(0)))]
+            total += 1
+            right += top in case.categories
+            top_of[top] += 1
+            for c in case.categories:
+                labelled[c] += 1
+                first[c] += top == c
+    per = {
+        c: dict(
+            labelled=labelled[c],
+            ranked_first_when_labelled=first[c],
+            ranked_first=top_of[c],
+            precision=round(first[c] / top_of[c], 3) if top_of[c] else None,
+        )
+        for c in names
+    }
+    report = dict(
+        files=[Path(f).stem for f in files], disclosures=total, top_is_labelled=right, per_category=per
+    )
+    result.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=1))
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["train"] and len(argv) == 3:
         train(Path(argv[1]), Path(argv[2]))
@@ -544,6 +584,8 @@ def main(argv: list[str]) -> None:
         install(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["rebuild"] and len(argv) == 3:
         rebuild(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["categories"] and len(argv) >= 4:
+        categories(Path(argv[1]), Path(argv[2]), argv[3:])
     elif argv[:1] == ["compare"] and len(argv) >= 4:
         compare([Path(p) for p in argv[1].split(",")], Path(argv[2]), argv[3:])
     else:
