@@ -26,7 +26,7 @@ answers with the generic
 
 The trained layers (``data/learned/layers.npz``, float16), the heads and the thresholds
 (set on a group of training files held out of training, at the pre-declared 2%
-false-positive budget) are round twenty-one's. ``python -m safety.learned_build`` builds the
+false-positive budget) are round twenty-five's. ``python -m safety.learned_build`` builds the
 int8 encoder (not committed: 23 MB) from the published weights with the trained layers in
 their place, records the layers' sha256 in its manifest and checks the result against
 reference embeddings; a stage whose encoder was built from other weights refuses to load.
@@ -36,10 +36,11 @@ Loading the stage limits numpy's BLAS (OpenBLAS) to one thread for the whole pro
 the heads' products are small, and OpenBLAS's extra threads spin after every call - in
 the coach that burned 15-40 ms of CPU per turn (``idle_gaps`` in ``bench/safety_learned.py``).
 
-Since round twenty-three the encoder is built cut after its second layer and an
-:class:`ExitHead` there lets an ordinary text out early: when it is sure (every window
-below its point, set on texts the encoder never trained on) the stage answers ``none``
-without the last four layers or the heads. A caller that may lower the verdict asks for
+When settings.json names an ``exit`` (rounds twenty-three and twenty-four; none since
+round twenty-five, whose own exit let too few ordinary texts out) the encoder is built
+cut after that layer and an :class:`ExitHead` there lets an ordinary text out early: when
+it is sure (every window below its point, set on texts the encoder never trained on) the
+stage answers ``none`` without the last layers or the heads. A caller that may lower the verdict asks for
 the full score (``classify(text, full=True)``: lowering a lexicon alarm needs it);
 ``early_exit=False`` runs the whole encoder for every text (on eight fresh sets the exit
 let out none that the whole stage raised; ``bench/learned_stage/RETRAIN.md``, rounds

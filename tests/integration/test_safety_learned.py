@@ -55,7 +55,8 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
             body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
     assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is False
-    assert body["ready"]["safety_learned_exit"] is True  # on by default; this message ran the whole encoder
+    # the setting is on by default, but since round twenty-five no exit is served
+    assert body["ready"]["safety_learned_exit"] is False
     reply = body["reply"]
     assert body["message"]["private"] is True and reply["private"] is True
     assert reply["safety"]["severity"] == "risk"
@@ -96,9 +97,9 @@ async def test_with_the_setting_off_the_same_message_goes_to_the_model(
 async def test_with_the_exit_off_the_stage_still_catches_and_readyz_says_so(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    """COACH_SAFETY_LEARNED_EXIT=false: every message runs the whole encoder; the verdicts
-    are the same (the exit only lets out what the full stage would not raise), and the
-    stamp names the stage without the exit."""
+    """COACH_SAFETY_LEARNED_EXIT=false: every message runs the whole encoder. Since round
+    twenty-five settings.json names no exit, so the setting changes nothing: the same
+    catch, the same stamp (tests/unit/safety/test_safety_learned_exit.py tests an exit)."""
     coach = Script()
     with respx.mock(using="coach", assert_all_called=False) as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
@@ -110,9 +111,9 @@ async def test_with_the_exit_off_the_stage_still_catches_and_readyz_says_so(
     assert body["reply"]["safety"]["severity"] == "risk" and body["reply"]["private"] is True
     assert ISOLATED not in [m["text"] for m in theirs]
     served, whole = (make_learned(True, DEFAULT_MODEL_DIR, early_exit=e)[0] for e in (True, False))
-    assert served is not None and whole is not None and served.exits and not whole.exits
+    assert served is not None and whole is not None and not served.exits and not whole.exits
     stamp = body["reply"]["safety"]["policy_version"]
-    assert whole.stamp in stamp and served.stamp not in stamp
+    assert whole.stamp == served.stamp and whole.stamp in stamp
 
 
 async def test_a_stage_that_cannot_load_leaves_the_lexicon_and_readyz_says_so(
@@ -196,7 +197,7 @@ async def test_with_lowering_on_a_figure_of_speech_the_stage_is_sure_about_is_co
             body, _mine, theirs = await _post(app, TOASTER)
     assert len(coach.requests) == 1
     assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is True
-    assert body["ready"]["safety_learned_exit"] is True  # a message it may lower is scored in full
+    assert body["ready"]["safety_learned_exit"] is False  # none served since round twenty-five
     assert body["message"]["safety"]["severity"] == "concern" and body["message"]["private"] is False
     assert body["reply"]["text"] == "That sounds like a frustrating breakfast."
     assert body["session"]["status"] != "paused"

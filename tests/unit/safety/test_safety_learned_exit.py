@@ -1,10 +1,15 @@
 """The learned stage's early exit (round twenty-three, safety/learned.py's ``ExitHead``):
 an ordinary message leaves after the encoder's first two layers; a disclosure the full
-stage would raise never does. Needs the built encoder (`make model`)."""
+stage would raise never does. Since round twenty-five the served encoder runs whole (its
+own exit let too few ordinary messages out to pass round twenty-three's rule), so these
+tests cut a copy of it after layer two and name that round's exit (``dec25/exit.npz``)
+in a copy of the settings - the mechanism a settings.json with an ``exit`` would serve.
+Needs the built encoder (`make model`)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +17,15 @@ import pytest
 from safety import Classification, Severity, combine, needs_full_score, scan, stage_applies
 from safety.evaluation import load_cases
 from safety.learned import (
+    BACK_FILE,
+    DATA_DIR,
     DEFAULT_MODEL_DIR,
+    ENCODER_FILE,
     FRONT_FILE,
     MANIFEST_FILE,
     MIN_WORDS,
+    SETTINGS_FILE,
+    TOKENIZER_FILE,
     LearnedStage,
     LearnedStageUnavailable,
 )
@@ -24,35 +34,60 @@ from tests.unit.safety.test_safety_lowering import TOASTER
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES = ROOT / "tests" / "safety_cases"
+EXIT = ROOT / "bench" / "learned_stage" / "dec25"
 ORDINARY = [
     "I would love for us to spend more unhurried time together on the weekends.",
     "My rose today was the walk by the canal, my thorn was the printer jamming again.",
-    "Can we try the six-second kiss when I get home, even if I'm grumpy from work?",
 ]
+# ordinary too, but round twenty-five's exit is cautious (about half of ordinary messages
+# leave, RETRAIN.md): this one runs the whole encoder and is still none
+STAYS = "Can we try the six-second kiss when I get home, even if I'm grumpy from work?"
 # the lexicon misses it; the full stage raises it (test_safety_learned.py)
 ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easier that way."
 
 
 @pytest.fixture(scope="module")
-def stages() -> tuple[LearnedStage, LearnedStage]:
-    """(with the exit, as served; without it)."""
+def cut(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model folder, data folder): the served encoder cut after layer two, and the
+    served settings naming round twenty-five's exit."""
+    model, data = tmp_path_factory.mktemp("cut-model"), tmp_path_factory.mktemp("exit-data")
+    if not (DEFAULT_MODEL_DIR / ENCODER_FILE).is_file():
+        pytest.fail(f"{DEFAULT_MODEL_DIR / ENCODER_FILE} is missing (`make model` builds it)")
+    split_encoder(DEFAULT_MODEL_DIR / ENCODER_FILE, 2, model / FRONT_FILE, model / BACK_FILE)
+    shutil.copyfile(DEFAULT_MODEL_DIR / TOKENIZER_FILE, model / TOKENIZER_FILE)
+    manifest = json.loads((DEFAULT_MODEL_DIR / MANIFEST_FILE).read_text(encoding="utf-8"))
+    (model / MANIFEST_FILE).write_text(json.dumps({**manifest, "exit_layer": 2}), encoding="utf-8")
+    for path in DATA_DIR.iterdir():
+        if path.is_file():
+            shutil.copyfile(path, data / path.name)
+    shutil.copyfile(EXIT / "exit.npz", data / "exit.npz")
+    chosen = json.loads((EXIT / "exit.json").read_text(encoding="utf-8"))
+    settings = json.loads((DATA_DIR / SETTINGS_FILE).read_text(encoding="utf-8"))
+    settings["exit"] = {"layer": chosen["layer"], "head": "exit.npz", "point": chosen["point"]}
+    (data / SETTINGS_FILE).write_text(json.dumps(settings), encoding="utf-8")
+    return model, data
+
+
+@pytest.fixture(scope="module")
+def stages(cut: tuple[Path, Path]) -> tuple[LearnedStage, LearnedStage]:
+    """(with the exit; the served stage, whole)."""
+    model, data = cut
     try:
-        return LearnedStage.load(DEFAULT_MODEL_DIR), LearnedStage.load(DEFAULT_MODEL_DIR, early_exit=False)
+        return LearnedStage.load(model, data_dir=data), LearnedStage.load(DEFAULT_MODEL_DIR)
     except LearnedStageUnavailable as exc:
         pytest.fail(f"{exc} (`make model` builds it)")
 
 
-def test_the_served_stage_exits_after_layer_two_at_round_twenty_three_s_point(
+def test_the_served_stage_runs_the_whole_encoder_since_round_twenty_five(
     stages: tuple[LearnedStage, LearnedStage],
 ) -> None:
-    served, whole = stages
-    chosen = json.loads((ROOT / "bench/learned_stage/dec23/exit.json").read_text(encoding="utf-8"))
-    assert served.exit is not None and whole.exit is None
-    assert (served.exit.layer, served.exit.point) == (chosen["layer"], chosen["point"])
-    assert chosen["layer"] == 2
+    with_exit, served = stages
+    assert served.exit is None and "exit" not in json.loads((DATA_DIR / SETTINGS_FILE).read_text())
     manifest = json.loads((DEFAULT_MODEL_DIR / MANIFEST_FILE).read_text(encoding="utf-8"))
-    assert manifest["exit_layer"] == 2  # built cut where the exit reads
-    assert served.version != whole.version  # the stamp says which judged
+    assert manifest["exit_layer"] is None  # built whole
+    chosen = json.loads((EXIT / "exit.json").read_text(encoding="utf-8"))
+    assert with_exit.exit is not None and (with_exit.exit.layer, with_exit.exit.point) == (2, chosen["point"])
+    assert with_exit.version != served.version  # the stamp says which judged
 
 
 @pytest.mark.parametrize("text", ORDINARY)
@@ -68,6 +103,15 @@ def test_an_ordinary_message_leaves_before_the_last_four_layers(
     assert served.classify(text) == Classification(Severity.NONE)
 
 
+def test_an_ordinary_message_the_exit_keeps_is_scored_in_full_and_stays_none(
+    stages: tuple[LearnedStage, LearnedStage],
+) -> None:
+    with_exit, served = stages
+    assert with_exit.exit is not None
+    assert not with_exit.exit.exits(*with_exit.encoder.front(with_exit.encoder.windows(STAYS)))
+    assert with_exit.classify(STAYS) == served.classify(STAYS) == Classification(Severity.NONE)
+
+
 def test_a_disclosure_runs_the_whole_encoder_and_is_raised(stages: tuple[LearnedStage, LearnedStage]) -> None:
     served, whole = stages
     assert scan(ISOLATED).severity is Severity.NONE
@@ -75,11 +119,11 @@ def test_a_disclosure_runs_the_whole_encoder_and_is_raised(stages: tuple[Learned
 
 
 def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
-    monkeypatch: pytest.MonkeyPatch,
+    cut: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Lowering a lexicon alarm needs the stage's full score; an ordinary message can
     still leave early (the stage can only raise it)."""
-    stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True)
+    stage = LearnedStage.load(cut[0], data_dir=cut[1], lowers=True)
     assert stage.exit is not None
     alarm = scan(TOASTER)
     assert alarm.severity.rank >= Severity.RISK.rank
@@ -97,11 +141,11 @@ def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
         stage.classify(TOASTER, full=True)
 
 
-@pytest.mark.parametrize("name", ["holdout39", "holdout40"])
+@pytest.mark.parametrize("name", ["holdout43", "holdout44"])
 def test_the_exit_lets_out_no_disclosure_the_whole_stage_raises(
     stages: tuple[LearnedStage, LearnedStage], name: str
 ) -> None:
-    """Round twenty-three's fresh sets (now spent): every risk or danger text the full
+    """Round twenty-five's fresh sets (now spent): every risk or danger text the full
     stage raised above the lexicon is raised the same with the exit (0 of them lost,
     RETRAIN.md); and the exit did let ordinary texts of the same files out."""
     served, whole = stages
@@ -116,7 +160,7 @@ def test_the_exit_lets_out_no_disclosure_the_whole_stage_raises(
             assert combine(lexicon, served.classify(case.text), source="learned") == full, case.text
         elif case.expected is Severity.NONE and served.exit is not None:
             exited += served.exit.exits(*served.encoder.front(served.encoder.windows(case.text)))
-    assert raised >= 40 and exited >= 50
+    assert raised >= 40 and exited >= 30
 
 
 def test_an_encoder_cut_elsewhere_is_refused(tmp_path: Path) -> None:
@@ -129,7 +173,7 @@ def test_an_encoder_cut_elsewhere_is_refused(tmp_path: Path) -> None:
         LearnedStage.load(tmp_path)
 
 
-def test_a_cut_needs_layers_on_both_sides(tmp_path: Path) -> None:
-    front = DEFAULT_MODEL_DIR / FRONT_FILE  # the served first part: two layers
+def test_a_cut_needs_layers_on_both_sides(cut: tuple[Path, Path], tmp_path: Path) -> None:
+    front = cut[0] / FRONT_FILE  # the first part: two layers
     with pytest.raises(BuildError, match="2 layers after layer 2"):
         split_encoder(front, 2, tmp_path / "a.onnx", tmp_path / "b.onnx")
