@@ -544,7 +544,7 @@ def categories(out: Path, result: Path, files: list[str]) -> None:
     disclosure's labelled categories first: overall, and per category how many disclosures
     carry it, how many of those it ranks first, how many of all it ranks first, and so
     the precision of naming it."""
-    cand = candidate(out)
+    enc = candidate(out).encoder
     with np.load(out / "category_head.npz", allow_pickle=False) as head:
         w, b, names = head["w"], head["b"], [str(c) for c in head["categories"]]
     labelled, first, top_of = {c: 0 for c in names}, {c: 0 for c in names}, {c: 0 for c in names}
@@ -553,7 +553,6 @@ def categories(out: Path, result: Path, files: list[str]) -> None:
         for case in load_cases(f):
             if case.expected.value == "none" or not case.categories:
                 continue
-            enc = cand.encoder
             top = names[int(np.argmax((enc.forward(enc.windows(case.text)) @ w + b).max(0)))]
             total += 1
             right += top in case.categories
