@@ -19,7 +19,7 @@ writes ``exit.npz`` (w, b) and ``exit.json`` (layer, point, what it was set on).
 ``--candidate DIR`` (a ``finetune.py`` candidate, round twenty-four on) every step uses
 that candidate instead: its int8 encoder cut after the layer, its head and thresholds,
 its fitting files, and its threshold group alone as the calibration files (the only
-committed texts it never trained on);
+committed texts it never trained on); ``--layer N`` cuts after layer N instead of 2;
 ``compare`` scores each file with the lexicon alone, the served system and the served
 system with the exit (verdicts as the coach merges them), and writes RESULT; ``cpu``
 measures CPU per classification of the texts of FILE... (those of five words or more),
@@ -159,14 +159,14 @@ def text_scores(w: np.ndarray, b: float, data: dict[str, Any]) -> np.ndarray:
     return scores
 
 
-def fit(out: Path, wheel: Path | None, candidate: Path | None = None) -> None:
+def fit(out: Path, wheel: Path | None, candidate: Path | None = None, layer: int = LAYER) -> None:
     from sklearn.linear_model import LogisticRegression
 
     out.mkdir(parents=True, exist_ok=True)
     if candidate is None:
-        build(out, wheel, cut=LAYER)
+        build(out, wheel, cut=layer)
     else:
-        split_encoder(candidate / ENCODER_FILE, LAYER, out / FRONT_FILE, out / BACK_FILE)
+        split_encoder(candidate / ENCODER_FILE, layer, out / FRONT_FILE, out / BACK_FILE)
         shutil.copyfile(candidate / "tokenizer.json", out / "tokenizer.json")
     stage = served(out, candidate=candidate)
     fitting, calibration = groups(candidate)
@@ -182,7 +182,7 @@ def fit(out: Path, wheel: Path | None, candidate: Path | None = None) -> None:
     everyday = np.array([t["file"].startswith("everyday") for t in cal["texts"]]) & reads
     np.savez(out / "exit.npz", w=w, b=np.float32(b))
     meta = dict(
-        layer=LAYER,
+        layer=layer,
         point=point,
         margin=MARGIN,
         C=C,
@@ -309,6 +309,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--wheel", type=Path)
     p.add_argument("--candidate", type=Path, help="a finetune.py candidate's folder")
+    p.add_argument("--layer", type=int, default=LAYER, help=f"the layer to cut after (default {LAYER})")
     for name in ("compare", "cpu"):
         p = sub.add_parser(name)
         p.add_argument("out", type=Path)
@@ -318,7 +319,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.cmd == "fit":
-        fit(args.out, args.wheel, args.candidate)
+        fit(args.out, args.wheel, args.candidate, args.layer)
     elif args.cmd == "compare":
         compare(args.out, args.result, args.files)
     elif args.cmd == "cpu":
