@@ -6,9 +6,9 @@ first (a few ms of CPU, local) and then, if still no disclosure and it is on, th
 classifier. With ``COACH_SAFETY_LEARNED_LOWERS`` on (off by default) it is asked about
 every inbound message and may also lower a lexicon verdict it is sure about
 (``safety.lower``; docs/safety.md). With ``COACH_SAFETY_LEARNED_EXIT`` (on by default)
-an ordinary message leaves after the encoder's first two layers when the exit head there
-is sure of it (round twenty-three) - except a message it may lower, which is scored in
-full.
+and an exit named in settings.json (none since round twenty-five) an ordinary message
+leaves after the exit's layer when the exit head there is sure of it - except a message
+it may lower, which is scored in full.
 
 The stage runs in its own small thread pool, never on the event loop; a failure while
 classifying is logged (without the text) and returns ``None`` - the lexicon verdict

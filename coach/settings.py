@@ -72,10 +72,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "safety_learned_exit": (
         "COACH_SAFETY_LEARNED_EXIT",
-        "Let the learned stage stop after two of its encoder's six layers when a head there is sure the "
-        "message is ordinary (about three in four ordinary messages; on eight fresh sets it lost no "
-        "disclosure the full stage caught; about 0.64x the stage's CPU). Off: every message runs the whole "
-        "encoder. With COACH_SAFETY_LEARNED_LOWERS on, a message the lexicon alarmed on is scored in full.",
+        "Use the early exit safety/data/learned/settings.json names: the learned stage stops after the "
+        "exit's layer when a head there is sure the message is ordinary. None is named since round "
+        "twenty-five (its exit let too few ordinary messages out), so this changes nothing now. Off: every "
+        "message runs the whole encoder. With COACH_SAFETY_LEARNED_LOWERS on, a message the lexicon "
+        "alarmed on is scored in full.",
     ),
     "safety_model_dir": (
         "COACH_SAFETY_MODEL_DIR",

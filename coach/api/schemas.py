@@ -199,5 +199,6 @@ class Health(msgspec.Struct):
     #: (COACH_SAFETY_LEARNED_LOWERS; off by default, a counselors' decision).
     safety_learned_lowers: bool | None = None
     #: Whether that stage lets an ordinary message out after its encoder's first layers
-    #: (COACH_SAFETY_LEARNED_EXIT; on by default; a message it may lower is scored in full).
+    #: (COACH_SAFETY_LEARNED_EXIT and an exit named in settings.json; none since round
+    #: twenty-five, so false; a message it may lower is scored in full).
     safety_learned_exit: bool | None = None
