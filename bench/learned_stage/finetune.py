@@ -102,6 +102,18 @@ NOT_TRAINING = {
     "22": {"holdout37", "holdout38", "everyday14", "everyday15"},
     "24": {"holdout41", "holdout42", "everyday18", "everyday19"},
     "25": {"holdout43", "holdout44", "everyday20", "everyday21"},
+    "27": {"holdout47", "holdout48", "everyday24", "everyday25"},
+}
+#: Case files committed in each later round (its fresh sets, and round twenty-seven's
+#: training files): a round from twenty-one on trains on none committed after it, so
+#: ``ROUND=N finetune.py train`` still reads the files round N read.
+ADDED_IN = {
+    22: {"holdout37", "holdout38", "everyday14", "everyday15"},
+    23: {"holdout39", "holdout40", "everyday16", "everyday17"},
+    24: {"holdout41", "holdout42", "everyday18", "everyday19"},
+    25: {"holdout43", "holdout44", "everyday20", "everyday21"},
+    26: {"holdout45", "holdout46", "everyday22", "everyday23"},
+    27: {"holdout47", "holdout48", "everyday24", "everyday25", "train_dec05_near_a", "train_dec05_near_b"},
 }
 ROUND = os.environ.get("ROUND", "20")
 #: how many of the published encoder's six layers the candidate keeps (``LAYERS=``; round
@@ -123,7 +135,8 @@ AUX_CATEGORIES = CATEGORIES[:9]  # the nine disclosure categories (not unsafe_re
 
 
 def training_files() -> list[Path]:
-    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in NOT_TRAINING[ROUND])
+    later = {f for r, names in ADDED_IN.items() if int(ROUND) >= 21 and r > int(ROUND) for f in names}
+    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in NOT_TRAINING[ROUND] | later)
     return [*files, SHARED_DEV]
 
 
