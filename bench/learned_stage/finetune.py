@@ -87,10 +87,22 @@ from safety.second_stage import Classification  # noqa: E402
 
 CASES = ROOT / "tests" / "safety_cases"
 SHARED_DEV = ROOT.parent / "shared" / "eval" / "safety_dev.jsonl"
+#: Case files committed in each round from twenty-one on (its fresh sets, and round
+#: twenty-seven's training files): a round trains on none committed after it, so
+#: ``ROUND=N finetune.py train`` still reads the files round N read.
+ADDED_IN = {
+    21: {"holdout35", "holdout36", "everyday12", "everyday13"},
+    22: {"holdout37", "holdout38", "everyday14", "everyday15"},
+    23: {"holdout39", "holdout40", "everyday16", "everyday17"},
+    24: {"holdout41", "holdout42", "everyday18", "everyday19"},
+    25: {"holdout43", "holdout44", "everyday20", "everyday21"},
+    26: {"holdout45", "holdout46", "everyday22", "everyday23"},
+    27: {"holdout47", "holdout48", "everyday24", "everyday25", "train_dec05_near_a", "train_dec05_near_b"},
+}
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
-#: shared dev set. Round twenty-one: every case file committed before its protocol
-#: (66, plus the shared dev set), i.e. all but the round's own fresh sets.
+#: shared dev set. From round twenty-one: every case file committed before its protocol,
+#: i.e. all but the round's own fresh sets (and any committed later, :data:`ADDED_IN`).
 NOT_TRAINING = {
     "20": {
         *(f"holdout{i}" for i in range(25, 33)),
@@ -98,22 +110,7 @@ NOT_TRAINING = {
         "construct1",
         "construct2",
     },
-    "21": {"holdout35", "holdout36", "everyday12", "everyday13"},
-    "22": {"holdout37", "holdout38", "everyday14", "everyday15"},
-    "24": {"holdout41", "holdout42", "everyday18", "everyday19"},
-    "25": {"holdout43", "holdout44", "everyday20", "everyday21"},
-    "27": {"holdout47", "holdout48", "everyday24", "everyday25"},
-}
-#: Case files committed in each later round (its fresh sets, and round twenty-seven's
-#: training files): a round from twenty-one on trains on none committed after it, so
-#: ``ROUND=N finetune.py train`` still reads the files round N read.
-ADDED_IN = {
-    22: {"holdout37", "holdout38", "everyday14", "everyday15"},
-    23: {"holdout39", "holdout40", "everyday16", "everyday17"},
-    24: {"holdout41", "holdout42", "everyday18", "everyday19"},
-    25: {"holdout43", "holdout44", "everyday20", "everyday21"},
-    26: {"holdout45", "holdout46", "everyday22", "everyday23"},
-    27: {"holdout47", "holdout48", "everyday24", "everyday25", "train_dec05_near_a", "train_dec05_near_b"},
+    **{str(r): {f for f in names if not f.startswith("train_")} for r, names in ADDED_IN.items()},
 }
 ROUND = os.environ.get("ROUND", "20")
 #: how many of the published encoder's six layers the candidate keeps (``LAYERS=``; round
