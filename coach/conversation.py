@@ -21,7 +21,15 @@ import msgspec
 from coach.approvals import ApprovalGate
 from coach.catalog import Catalog, Exercise
 from coach.classifier import Classifier
-from coach.helpmessages import concern_notice, help_message, paused_notice, safety_info
+from coach.helpmessages import (
+    HelpMessage,
+    concern_notice,
+    held_message,
+    help_message,
+    paused_notice,
+    safety_info,
+    shared_info,
+)
 from coach.learned import LearnedClassifier
 from coach.model import (
     OFFLINE_MODEL,
@@ -43,6 +51,7 @@ from safety import (
     accumulate,
     combine,
     lower,
+    lowered_from,
     needs_full_score,
     scan,
     stage_applies,
@@ -61,6 +70,10 @@ class SessionCompleted(Exception):
 
 class SafetyUnavailable(Exception):
     """The safety check failed: nothing unscanned may be shown."""
+
+
+class NotHeld(Exception):
+    """The message to share is not one held for its author, or was already shared."""
 
 
 class TurnResult(msgspec.Struct, kw_only=True):
@@ -329,39 +342,103 @@ class Coach:
                 return self._disclosure(
                     session, partner, couple, text, turn_verdict, message_id, step.id, now
                 )
-            if session.status == "paused":
-                raise SessionPaused
-            if session.status == "completed":
-                raise SessionCompleted
+            if lowered_from(turn_verdict) is not None:
+                # Lowered by the learned stage: held private, whatever the session's state.
+                session.safety_state = msgspec.json.encode(state).decode()
+                help_msg = held_message(self.catalog, turn_verdict, couple.country)
+                return self._private(session, partner, text, help_msg, message_id, step.id, now, held=True)
             session.safety_state = msgspec.json.encode(state).decode()
-            audience = None if session.mode == "together" else partner.id
-            message = Turn(
-                id=message_id,
-                session_id=session.id,
-                seq=0,
-                kind="message",
-                author=partner.id,
-                text=text,
-                created_at=now,
-                step_id=step.id,
-                visible_to=audience,
-                safety=safety_info(turn_verdict, couple.country),
-            )
-            captured["step_index"] = step_index
-            self._advance(session, couple, partner, exercise)
-            return [message]
+            safety = safety_info(turn_verdict, couple.country)
+            return self._publish(session, couple, partner, text, safety, message_id, captured)
 
         session, turns, recent = await self.store.commit_turns(
             session_id, update, receipt, base=base, recent=self._history_margin()
         )
         turn_verdict: Verdict = captured["verdict"]
-        if turn_verdict.is_disclosure:
+        if "step_index" not in captured:  # a disclosure, or a held message: answered privately
             message, reply = turns[0], turns[1]
             self._log(session, message, reply, started, turn_verdict)
             return TurnResult(session=session, message=message, reply=reply)
         return await self._pending(
             session, turns[0], partner, couple, captured["step_index"], started, names, recent
         )
+
+    async def share(
+        self,
+        base: Session,
+        partner: Partner,
+        couple: Couple,
+        held_id: str,
+        receipt: Receipt | None = None,
+        names: dict[str, str | None] | None = None,
+    ) -> Pending:
+        """Publish a message held for its author (:meth:`accept`, lowering on), at their
+        request: it is shown and coached as a ``concern`` message, and it adds nothing more
+        to the session's accumulated signals (it did when it was held). ``KeyError`` when
+        this partner has no such message; :class:`NotHeld` when it is not held or was
+        already shared."""
+        started = time.monotonic()
+        turns = await self.store.list_turns(base.id)
+        held = next(
+            (t for t in turns if t.id == held_id and t.kind == "message" and t.author == partner.id), None
+        )
+        if held is None:
+            raise KeyError(held_id)
+        if not held.held or held.safety is None or any(t.shares == held_id for t in turns):
+            raise NotHeld
+        safety = shared_info(held.safety, couple.country)
+        message_id = receipt.message_id if receipt is not None else new_id("msg")
+        captured: dict[str, Any] = {}
+
+        def update(session: Session) -> list[Turn]:
+            captured.clear()
+            return self._publish(
+                session, couple, partner, held.text, safety, message_id, captured, shares=held_id
+            )
+
+        session, stored, recent = await self.store.commit_turns(
+            base.id, update, receipt, base=base, recent=self._history_margin()
+        )
+        return await self._pending(
+            session, stored[0], partner, couple, captured["step_index"], started, names, recent
+        )
+
+    def _publish(
+        self,
+        session: Session,
+        couple: Couple,
+        partner: Partner,
+        text: str,
+        safety: SafetyInfo,
+        message_id: str,
+        captured: dict[str, Any],
+        shares: str | None = None,
+    ) -> list[Turn]:
+        """The message for the session (both partners in a joint exercise), the step
+        advanced; ``captured["step_index"]`` the step it answers. Refused while the
+        exercise is paused or complete."""
+        if session.status == "paused":
+            raise SessionPaused
+        if session.status == "completed":
+            raise SessionCompleted
+        exercise = self.exercise_of(session)
+        step_index = min(session.step_index, len(exercise.steps) - 1)
+        message = Turn(
+            id=message_id,
+            session_id=session.id,
+            seq=0,
+            kind="message",
+            author=partner.id,
+            text=text,
+            created_at=time.time(),
+            step_id=exercise.steps[step_index].id,
+            visible_to=None if session.mode == "together" else partner.id,
+            safety=safety,
+            shares=shares,
+        )
+        captured["step_index"] = step_index
+        self._advance(session, couple, partner, exercise)
+        return [message]
 
     async def resume(
         self, session_id: str, message_id: str, partner: Partner, couple: Couple
@@ -443,7 +520,33 @@ class Coach:
         """Private to the author: the message and the help reply. The exercise pauses;
         the other partner gets a neutral notice, once, that says nothing of why."""
         help_msg = help_message(self.catalog, verdict, couple.country)
-        turns = [
+        turns = self._private(session, partner, text, help_msg, message_id, step_id, now)
+        if session.mode == "together" and session.status != "paused":
+            notice_text, notice_ref = paused_notice(self.catalog, couple.country)
+            turns += [
+                _notice(session.id, notice_text, notice_ref, step_id, other, now)
+                for other in couple.partner_ids
+                if other != partner.id
+            ]
+        session.status = "paused"
+        if partner.id not in session.disclosed_by:
+            session.disclosed_by.append(partner.id)
+        return turns
+
+    def _private(
+        self,
+        session: Session,
+        partner: Partner,
+        text: str,
+        help_msg: HelpMessage,
+        message_id: str,
+        step_id: str,
+        now: float,
+        *,
+        held: bool = False,
+    ) -> list[Turn]:
+        """The message and its help reply, both visible to the author alone."""
+        return [
             Turn(
                 id=message_id,
                 session_id=session.id,
@@ -455,6 +558,7 @@ class Coach:
                 step_id=step_id,
                 visible_to=partner.id,
                 safety=help_msg.safety,
+                held=held,
             ),
             Turn(
                 id=new_id("rpl"),
@@ -473,17 +577,6 @@ class Coach:
                 in_reply_to=message_id,
             ),
         ]
-        if session.mode == "together" and session.status != "paused":
-            notice_text, notice_ref = paused_notice(self.catalog, couple.country)
-            turns += [
-                _notice(session.id, notice_text, notice_ref, step_id, other, now)
-                for other in couple.partner_ids
-                if other != partner.id
-            ]
-        session.status = "paused"
-        if partner.id not in session.disclosed_by:
-            session.disclosed_by.append(partner.id)
-        return turns
 
     @staticmethod
     def _advance(session: Session, couple: Couple, partner: Partner, exercise: Exercise) -> None:
@@ -602,7 +695,12 @@ class Coach:
         )
         inbound = pending.message.safety
         author = pending.message.author
-        concern = inbound is not None and inbound.severity == Severity.CONCERN.value
+        # A shared held message had its check already: no second notice.
+        concern = (
+            inbound is not None
+            and inbound.severity == Severity.CONCERN.value
+            and pending.message.shares is None
+        )
 
         def update(session: Session) -> list[Turn]:
             turns = [reply]

@@ -6,7 +6,7 @@ import msgspec
 
 from coach.catalog import Catalog, Template
 from coach.records import SafetyInfo, TemplateRef
-from safety import Severity, Verdict, country_name, resources_for
+from safety import Severity, Verdict, country_name, lowered_from, resources_for
 
 # Categories with wording of their own, most specific first.
 SPECIFIC = ("self_harm",)
@@ -69,3 +69,32 @@ def paused_notice(catalog: Catalog, country: str) -> tuple[str, TemplateRef]:
 def concern_notice(catalog: Catalog, country: str) -> tuple[str, TemplateRef]:
     """A gentle, private suggestion to talk to a counselor."""
     return _notice(catalog, "help.concern", country)
+
+
+def held_message(catalog: Catalog, verdict: Verdict, country: str) -> HelpMessage:
+    """The private check for a message the learned stage lowered (``help.held``): the
+    verdict stays ``concern``, with the resources a disclosure at the lexicon's own
+    severity would get (emergency number first at ``danger``)."""
+    template = catalog.help["help.held"]
+    severity = lowered_from(verdict) or verdict.severity
+    found = resources_for(country, severity, verdict.categories, for_author_of_harm=verdict.is_author_of_harm)
+    info = SafetyInfo(
+        severity=verdict.severity.value,
+        categories=list(verdict.categories),
+        resources=[msgspec.to_builtins(r) for r in found],
+        policy_version=verdict.policy_version,
+    )
+    text = catalog.render(template, {"country_name": country_name(country), "resources": info.resources})
+    return HelpMessage(text=text, template=TemplateRef(template.id, template.version), safety=info)
+
+
+def shared_info(held: SafetyInfo, country: str) -> SafetyInfo:
+    """The safety of a held message its author chose to share: a ``concern``, with a
+    concern's resources."""
+    found = resources_for(country, Severity.CONCERN, tuple(held.categories))
+    return SafetyInfo(
+        severity=Severity.CONCERN.value,
+        categories=list(held.categories),
+        resources=[msgspec.to_builtins(r) for r in found],
+        policy_version=held.policy_version,
+    )

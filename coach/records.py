@@ -55,6 +55,8 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     replaced: bool = False  # the model's reply failed the safety check and was replaced
     draft: bool = False  # produced by a template that is not approved (development only)
     in_reply_to: str | None = None
+    held: bool = False  # a lowered alarm: private to its author until they share it
+    shares: str | None = None  # the held message this one shares with the session
 
 
 class Session(msgspec.Struct, kw_only=True):

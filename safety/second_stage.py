@@ -139,3 +139,13 @@ def lower(first: Verdict, second: Classification | None, *, source: str = "learn
         signals=(*first.signals, signal),
         policy_version=first.policy_version,
     )
+
+
+def lowered_from(verdict: Verdict) -> Severity | None:
+    """The severity :func:`lower` took ``verdict`` down from (the most serious of its other
+    signals), or None when no stage lowered it. The coach holds such a message private and
+    offers the resources of that severity (docs/safety.md, "Held messages")."""
+    if not any(s.id.endswith(".lowered") and not s.category for s in verdict.signals):
+        return None
+    found = [s.severity for s in verdict.signals if not s.id.endswith(".lowered")]
+    return max(found, key=lambda s: s.rank, default=None)

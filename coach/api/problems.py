@@ -29,6 +29,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "turn-in-progress": (409, "Another message of yours is still being answered"),
     "session-paused": (409, "This exercise is paused"),
     "session-completed": (409, "This exercise is complete"),
+    "not-held": (409, "This message is not waiting to be shared"),
     "idempotency-in-progress": (
         409,
         "The first request with this Idempotency-Key is still running",

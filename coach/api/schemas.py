@@ -126,6 +126,14 @@ class MessageOut(msgspec.Struct):
     replaced: bool = False
     draft: bool = False
     in_reply_to: str | None = None
+    held: Annotated[
+        bool,
+        Meta(
+            description="Kept private to its author after a safety check; "
+            "POST .../messages/{id}/share shows it to the session"
+        ),
+    ] = False
+    shares: Annotated[str | None, Meta(description="The id of the held message this one shares")] = None
 
 
 class PostResult(msgspec.Struct):

@@ -31,6 +31,7 @@ from coach.catalog import Catalog
 from coach.conversation import (
     Coach,
     InboundCheck,
+    NotHeld,
     Pending,
     SafetyUnavailable,
     SessionCompleted,
@@ -46,6 +47,7 @@ log = logging.getLogger("coach.api")
 STORE_FAILED = "The reply could not be saved. Send the message again with the same Idempotency-Key."
 
 SessionId = Annotated[str, PathParameter(description="The session id", max_length=64)]
+MessageId = Annotated[str, PathParameter(description="The held message's id", max_length=64)]
 
 
 async def names_of(store: NamedDependency[Store], couple: NamedDependency[Couple]) -> dict[str, str | None]:
@@ -62,6 +64,8 @@ class TurnInput(msgspec.Struct, frozen=True):
     names: dict[str, str | None]
     #: the message's safety check, started before the endpoint's Redis round trips
     check: InboundCheck | None = None
+    #: the id of the author's held message to share (``text`` is then unused)
+    shares: str | None = None
 
 
 async def session_for(
@@ -101,7 +105,7 @@ def result_out(result: TurnResult, viewer: str, names: dict[str, str | None], ca
 
 
 # Why the coach can refuse a turn, and the problem each one is answered with.
-TURN_REFUSALS = (SessionPaused, SessionCompleted, SafetyUnavailable)
+TURN_REFUSALS = (SessionPaused, SessionCompleted, SafetyUnavailable, NotHeld)
 
 
 def turn_problem(exc: Exception) -> Problem:
@@ -109,6 +113,8 @@ def turn_problem(exc: Exception) -> Problem:
         return Problem("session-paused", "This exercise is paused for now.")
     if isinstance(exc, SessionCompleted):
         return Problem("session-completed", "Start the exercise again for a new round.")
+    if isinstance(exc, NotHeld):
+        return Problem("not-held", "Only a message held for you can be shared, and only once.")
     return Problem("safety-unavailable", headers={"Retry-After": "5"})
 
 
@@ -139,11 +145,14 @@ async def start_turn(coach: Coach, turn: TurnInput, found: Claim | None) -> Turn
         if found is not None and found.resumed:
             return await coach.resume(turn.session.id, found.message_id, turn.partner, turn.couple)
         receipt = found.receipt() if found else None
+        if turn.shares is not None:
+            shares = turn.shares
+            return await coach.share(turn.session, turn.partner, turn.couple, shares, receipt, turn.names)
         return await coach.accept(
             turn.session, turn.partner, turn.couple, turn.text, receipt, turn.names, turn.check
         )
     except KeyError:
-        raise Problem("not-found", "No such session.") from None
+        raise Problem("not-found", "No such message." if turn.shares else "No such session.") from None
 
 
 def wants_stream(request: Request[Any, Any, Any]) -> bool:
@@ -243,16 +252,60 @@ class SessionController(Controller):
             session, names = await store.session_with_names(session_id, couple.partner_ids)
             session = visible_session(session, partner)
             turn = TurnInput(session, partner, couple, text, names, check)
-            if wants_stream(request):
-                return await self._stream(request, turn, store, coach, catalog, settings)
-
-            async def run(found: Claim | None) -> tuple[int, PostResult]:
-                result = await self._turn(turn, store, coach, settings, found)
-                return 201, result_out(result, partner.id, names, catalog)
-
-            return await idempotent(request, store, partner.id, run)
+            return await self._respond(request, turn, store, coach, catalog, settings)
         finally:
             check.cancel()  # a check the turn did not use (not found, refused, replayed)
+
+    @post(
+        "/{session_id:str}/messages/{message_id:str}/share",
+        status_code=HTTP_201_CREATED,
+        summary="Share a held message with the session; the coach replies (JSON, or SSE)",
+        description=(
+            "A message the safety check held private to its author (`held: true`; see "
+            "docs/safety.md) is shown to the session and coached, at its author's request. "
+            "No body; `Idempotency-Key` and `Accept: text/event-stream` work as for sending."
+        ),
+        response_description="The shared message (`shares`: the held one's id) and the coach's reply",
+        responses={
+            201: ResponseSpec(PostResult, description="PostResult", generate_examples=False),
+            **problem_responses(401, 404, 409),
+        },
+    )
+    async def share(
+        self,
+        request: Request[Any, Any, Any],
+        session_id: SessionId,
+        message_id: MessageId,
+        partner: NamedDependency[Partner],
+        couple: NamedDependency[Couple],
+        store: NamedDependency[Store],
+        coach: NamedDependency[Coach],
+        catalog: NamedDependency[Catalog],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any]:
+        session, names = await store.session_with_names(session_id, couple.partner_ids)
+        session = visible_session(session, partner)
+        turn = TurnInput(session, partner, couple, "", names, shares=message_id)
+        return await self._respond(request, turn, store, coach, catalog, settings)
+
+    async def _respond(
+        self,
+        request: Request[Any, Any, Any],
+        turn: TurnInput,
+        store: Store,
+        coach: Coach,
+        catalog: Catalog,
+        settings: Settings,
+    ) -> Response[Any]:
+        """Run the turn once per Idempotency-Key: JSON, or streamed when asked."""
+        if wants_stream(request):
+            return await self._stream(request, turn, store, coach, catalog, settings)
+
+        async def run(found: Claim | None) -> tuple[int, PostResult]:
+            result = await self._turn(turn, store, coach, settings, found)
+            return 201, result_out(result, turn.partner.id, turn.names, catalog)
+
+        return await idempotent(request, store, turn.partner.id, run)
 
     @staticmethod
     async def _claim(store: Store, partner: Partner, settings: Settings) -> None:

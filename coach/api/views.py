@@ -89,4 +89,6 @@ def message_out(turn: Turn, viewer: str, names: dict[str, str | None]) -> Messag
         replaced=turn.replaced,
         draft=turn.draft,
         in_reply_to=turn.in_reply_to,
+        held=turn.held,
+        shares=turn.shares,
     )

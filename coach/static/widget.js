@@ -186,6 +186,7 @@ ul.plain { list-style: none; margin: 0; padding: 0; display: flex; flex-directio
 .msg.streaming .text::after { content: "▍"; animation: blink 1s steps(2, start) infinite; }
 @keyframes blink { to { visibility: hidden; } }
 .tag { font-size: .75rem; color: var(--_private-border); font-weight: 700; }
+.msg button.share { align-self: flex-end; min-height: 44px; }
 .composer { display: flex; flex-direction: column; gap: .6rem; }
 .private-panel {
   background: var(--_private); border: 2px solid var(--_private-border); border-radius: var(--_radius);
@@ -365,6 +366,7 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       this.exercises = [];
       this.session = null;
       this.seen = new Map(); // message id -> element (dedupe across live stream and POST stream)
+      this.shared = new Set(); // ids of held messages their author has shared
       this.lastEventId = null;
       this.live = null; // AbortController of the live stream
       this.streaming = null; // {forId, el, textEl}
@@ -643,6 +645,7 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       this.state.sessionId = session.session_id;
       this.save();
       this.seen = new Map();
+      this.shared = new Set();
       this.streaming = null;
       this.privateHelp = null;
 
@@ -775,16 +778,50 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       this.log.append(el);
       this.scrollDown();
       if (m.mine && m.private && isHelp(m.safety)) this.showPrivateHelp(null, m.safety);
+      if (m.shares) this.markShared(m.shares);
     }
 
     bubble(m) {
       const classes = ["msg", m.kind === "notice" ? "notice" : m.author === "coach" ? "coach" : "partner"];
       if (m.mine) classes.push("mine");
       if (m.private && m.kind !== "notice") classes.push("private");
+      // A held message (the safety check kept it private): its author may share it.
+      const share = m.held && m.mine && !this.shared.has(m.id)
+        ? h("button", { type: "button", class: "share", "data-testid": "share-held", text: "Share it", onclick: (ev) => this.shareHeld(m.id, ev.currentTarget) })
+        : null;
       return h("li", { class: classes.join(" "), "data-id": m.id || "", "data-kind": m.kind },
         h("span", { class: "who", text: this.who(m) }),
         h("p", { class: "text", text: m.text }),
-        m.private && m.kind !== "notice" ? h("span", { class: "tag", text: "Only you can see this" }) : null);
+        m.private && m.kind !== "notice" ? h("span", { class: "tag", text: m.held && this.shared.has(m.id) ? "Shared" : "Only you can see this" }) : null,
+        share);
+    }
+
+    /** The held message ``id`` was shared: no button, and its tag says so. */
+    markShared(id) {
+      this.shared.add(id);
+      const el = this.seen.get(id);
+      if (!el) return;
+      const button = el.querySelector("button.share");
+      if (button) button.remove();
+      const tag = el.querySelector(".tag");
+      if (tag) tag.textContent = "Shared";
+    }
+
+    async shareHeld(id, button) {
+      if (this.streaming || !this.session) return;
+      button.disabled = true;
+      const key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+      const path = `/v1/sessions/${encodeURIComponent(this.session.session_id)}/messages/${encodeURIComponent(id)}/share`;
+      try {
+        const result = await this.api("POST", path, undefined, { "Idempotency-Key": key });
+        this.addMessage(result.message);
+        this.addMessage(result.reply);
+        if (result.session) { this.session = result.session; this.renderSession(); }
+      } catch (e) {
+        button.disabled = false;
+        this.say(e.message || "The message could not be shared.", true);
+        if (e.problem && e.problem.type && e.problem.type.endsWith("not-held")) this.markShared(id);
+      }
     }
 
     scrollDown() {

@@ -178,37 +178,10 @@ async def test_the_learned_stage_runs_while_the_endpoint_reads_the_session(
 
 
 # A figure of speech the lexicon raises to danger and the served encoder is sure about
-# (tests/unit/safety/test_safety_lowering.py); and a disclosure it is not.
+# (tests/unit/safety/test_safety_lowering.py); and a disclosure it is not. With lowering on
+# the first is held for its author: tests/integration/test_safety_held.py.
 TOASTER = "Our toaster is going to die by my hand this morning, third burnt slice in a row."
 NECK = "He put his hands around my neck last night and squeezed until I saw stars."
-
-
-async def test_with_lowering_on_a_figure_of_speech_the_stage_is_sure_about_is_coached(
-    make_app: AppFactory, redis_client: Any
-) -> None:
-    """COACH_SAFETY_LEARNED_LOWERS (off by default): the lexicon's danger becomes concern,
-    the partner sees the message, the exercise goes on, and the lowering is logged without
-    the text."""
-    coach = Script("That sounds like a frustrating breakfast.")
-    with respx.mock(using="coach") as mock:
-        mock.post(COMPLETIONS).mock(side_effect=coach)
-        app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
-        with coach_logs() as records:
-            body, _mine, theirs = await _post(app, TOASTER)
-    assert len(coach.requests) == 1
-    assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is True
-    assert body["ready"]["safety_learned_exit"] is False  # none served since round twenty-five
-    assert body["message"]["safety"]["severity"] == "concern" and body["message"]["private"] is False
-    assert body["reply"]["text"] == "That sounds like a frustrating breakfast."
-    assert body["session"]["status"] != "paused"
-    assert TOASTER in [m["text"] for m in theirs]
-    lowered = [rec for rec in records if getattr(rec, "event", None) == "safety_lowered"]
-    assert [(rec.stage, rec.lexicon_severity, rec.severity) for rec in lowered] == [
-        ("learned", "danger", "concern")
-    ]
-    assert "toaster" not in logged_text(records)
-    stamp = body["message"]["safety"]["policy_version"]
-    assert re.fullmatch(re.escape(POLICY_VERSION) + r"\+learned\.[0-9a-f]{10}", stamp)
 
 
 async def _assert_a_private_alarm(app: Any, text: str) -> None:

@@ -23,6 +23,7 @@ REQUIRED = {
     "help.risk.self_harm",
     "help.author_of_harm",
     "help.concern",
+    "help.held",
     "help.paused",
 }
 ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)

@@ -21,6 +21,7 @@ from safety import (
     accumulate,
     combine,
     lower,
+    lowered_from,
     needs_full_score,
     parse_classification,
     scan,
@@ -63,6 +64,15 @@ def test_a_sure_stage_lowers_a_lexicon_alarm_to_concern_keeping_its_signals(text
     assert (added.id, added.severity) == ("learned.lowered", Severity.CONCERN)
     assert (added.category, added.text, added.start, added.end) == ("", "", 0, 0)
     assert lowered.policy_version == first.policy_version
+
+
+def test_a_lowered_verdict_remembers_the_severity_it_was_lowered_from() -> None:
+    """The coach holds a lowered message and offers the resources of this severity."""
+    assert lowered_from(lower(scan(TOASTER), CLEAR)) is Severity.DANGER
+    assert lowered_from(lower(scan(ROOK), CLEAR)) is Severity.RISK
+    assert lowered_from(scan(TOASTER)) is None and lowered_from(scan(ROOK)) is None
+    concern = scan("I feel like I'm walking on eggshells around him lately.")
+    assert lowered_from(concern) is None
 
 
 def test_nothing_is_lowered_without_a_sure_answer() -> None:
