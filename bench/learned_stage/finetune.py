@@ -98,6 +98,8 @@ ADDED_IN = {
     25: {"holdout43", "holdout44", "everyday20", "everyday21"},
     26: {"holdout45", "holdout46", "everyday22", "everyday23"},
     27: {"holdout47", "holdout48", "everyday24", "everyday25", "train_dec05_near_a", "train_dec05_near_b"},
+    28: {"holdout49", "holdout50", "everyday26", "everyday27"},
+    29: {"holdout51", "holdout52", "everyday28", "everyday29"},
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
