@@ -6,7 +6,9 @@ session only when its author shares it. Needs `make model`."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple
 
 import httpx
 import respx
@@ -35,6 +37,27 @@ async def start(client: Client, country: str = "GB") -> tuple[dict[str, Any], st
 
 async def texts(client: Client, url: str, headers: dict[str, str]) -> list[str]:
     return [m["text"] for m in (await client.get(f"{url}/messages", headers=headers)).json()["messages"]]
+
+
+class Held(NamedTuple):
+    client: Client
+    couple: dict[str, Any]
+    url: str  # the session's
+    share: str  # the held message's share URL
+    coach: Script
+
+
+@asynccontextmanager
+async def held_toaster(make_app: AppFactory, *replies: Any) -> AsyncIterator[Held]:
+    """A session in which A's figure of speech was just held; the model answers ``replies``."""
+    coach = Script(*replies)
+    with respx.mock(using="coach", assert_all_called=False) as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        async with AsyncTestClient(app=held_app(make_app)) as client:
+            c, url = await start(client)
+            r = await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])
+            assert r.status_code == 201 and r.json()["message"]["held"] is True, r.text
+            yield Held(client, c, url, f"{url}/messages/{r.json()['message']['id']}/share", coach)
 
 
 async def test_a_held_figure_of_speech_stays_private_until_its_author_shares_it(
@@ -95,20 +118,14 @@ async def test_a_held_figure_of_speech_stays_private_until_its_author_shares_it(
 async def test_only_the_author_can_share_and_only_a_held_message(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    coach = Script("Lovely.")
-    with respx.mock(using="coach", assert_all_called=False) as mock:
-        mock.post(COMPLETIONS).mock(side_effect=coach)
-        async with AsyncTestClient(app=held_app(make_app)) as client:
-            c, url = await start(client)
-            held = (await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])).json()
-            by_partner = await client.post(f"{url}/messages/{held['message']['id']}/share", headers=c["b"])
-            unknown = await client.post(f"{url}/messages/msg_nope/share", headers=c["a"])
-            plain = await client.post(
-                f"{url}/messages", json={"text": "We walked by the river and it was lovely."}, headers=c["a"]
-            )
-            plain_id = plain.json()["message"]["id"]
-            not_held = await client.post(f"{url}/messages/{plain_id}/share", headers=c["a"])
-            partner_view = await texts(client, url, c["b"])
+    async with held_toaster(make_app, "Lovely.") as (client, c, url, share, coach):
+        by_partner = await client.post(share, headers=c["b"])
+        unknown = await client.post(f"{url}/messages/msg_nope/share", headers=c["a"])
+        plain = await client.post(
+            f"{url}/messages", json={"text": "We walked by the river and it was lovely."}, headers=c["a"]
+        )
+        not_held = await client.post(f"{url}/messages/{plain.json()['message']['id']}/share", headers=c["a"])
+        partner_view = await texts(client, url, c["b"])
     assert_problem(by_partner, 404, "not-found")  # the partner cannot even tell it exists
     assert_problem(unknown, 404, "not-found")
     assert plain.json()["message"]["held"] is False
@@ -119,17 +136,11 @@ async def test_only_the_author_can_share_and_only_a_held_message(
 async def test_a_retried_share_with_the_same_key_is_answered_once(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    coach = Script("Thanks for sharing that.")
-    with respx.mock(using="coach", assert_all_called=False) as mock:
-        mock.post(COMPLETIONS).mock(side_effect=coach)
-        async with AsyncTestClient(app=held_app(make_app)) as client:
-            c, url = await start(client)
-            held = (await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])).json()
-            share = f"{url}/messages/{held['message']['id']}/share"
-            headers = {**c["a"], "Idempotency-Key": "share-1"}
-            first = await client.post(share, headers=headers)
-            second = await client.post(share, headers=headers)
-            partner_view = await texts(client, url, c["b"])
+    async with held_toaster(make_app, "Thanks for sharing that.") as (client, c, url, share, coach):
+        headers = {**c["a"], "Idempotency-Key": "share-1"}
+        first = await client.post(share, headers=headers)
+        second = await client.post(share, headers=headers)
+        partner_view = await texts(client, url, c["b"])
     assert first.status_code == second.status_code == 201
     assert second.headers.get("idempotent-replayed") == "true"
     assert first.json() == second.json()
@@ -137,19 +148,12 @@ async def test_a_retried_share_with_the_same_key_is_answered_once(
 
 
 async def test_a_share_can_stream_its_reply(make_app: AppFactory, redis_client: Any) -> None:
-    coach = Script(httpx.Response(200, content=sse_chunks(["Burnt toast ", "again? ", "Oh no."])))
-    with respx.mock(using="coach", assert_all_called=False) as mock:
-        mock.post(COMPLETIONS).mock(side_effect=coach)
-        async with AsyncTestClient(app=held_app(make_app)) as client:
-            c, url = await start(client)
-            held = (await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])).json()
-            r = await client.post(
-                f"{url}/messages/{held['message']['id']}/share",
-                headers={**c["a"], "Accept": "text/event-stream"},
-            )
+    stream = httpx.Response(200, content=sse_chunks(["Burnt toast ", "again? ", "Oh no."]))
+    async with held_toaster(make_app, stream) as (client, c, _url, share, _coach):
+        r = await client.post(share, headers={**c["a"], "Accept": "text/event-stream"})
     assert r.status_code == 201 and r.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(r.text)
-    assert events[0]["event"] == "message" and events[0]["data"]["shares"] == held["message"]["id"]
+    assert events[0]["event"] == "message" and share.endswith(f"/{events[0]['data']['shares']}/share")
     assert "".join(e["data"]["text"] for e in events if e["event"] == "delta") == "Burnt toast again? Oh no."
     assert events[-1]["event"] == "done" and events[-1]["data"]["reply"]["private"] is False
 
