@@ -789,11 +789,13 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       const share = m.held && m.mine && !this.shared.has(m.id)
         ? h("button", { type: "button", class: "share", "data-testid": "share-held", text: "Share it", onclick: (ev) => this.shareHeld(m.id, ev.currentTarget) })
         : null;
-      return h("li", { class: classes.join(" "), "data-id": m.id || "", "data-kind": m.kind },
+      const el = h("li", { class: classes.join(" "), "data-id": m.id || "", "data-kind": m.kind },
         h("span", { class: "who", text: this.who(m) }),
         h("p", { class: "text", text: m.text }),
         m.private && m.kind !== "notice" ? h("span", { class: "tag", text: m.held && this.shared.has(m.id) ? "Shared" : "Only you can see this" }) : null,
         share);
+      this.addHeldResources(el, m);
+      return el;
     }
 
     /** The held message ``id`` was shared: no button, and its tag says so. */
@@ -829,9 +831,10 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       this.log.scrollTo({ top: this.log.scrollHeight, behavior: reduce ? "auto" : "smooth" });
     }
 
-    showPrivateHelp(text, safety) {
-      if (text) this.privateHelp = text;
+    /** Help lines as tap-to-call / text / website actions, or null when there are none. */
+    resourceList(safety) {
       const resources = (safety && safety.resources) || [];
+      if (!resources.length) return null;
       const items = resources.map((r) => {
         const actions = [];
         if (r.phone) actions.push(h("a", { class: "action", href: telHref(r.phone), text: "Call " + r.phone }));
@@ -843,11 +846,24 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
           r.hours || r.note ? h("p", { class: "small muted", text: [r.hours, r.note].filter(Boolean).join(" · ") }) : null,
           h("div", { class: "actions" }, actions));
       });
+      return h("ul", { class: "plain resources", "aria-label": "Where to get help" }, items);
+    }
+
+    /** The private check on a held message carries its help lines as actions, once. */
+    addHeldResources(el, m) {
+      if (!(m.template && m.template.id === "help.held") || el.querySelector(".resources")) return;
+      const list = this.resourceList(m.safety);
+      if (list) el.append(list);
+    }
+
+    showPrivateHelp(text, safety) {
+      if (text) this.privateHelp = text;
+      const list = this.resourceList(safety);
       this.privatePanel.replaceChildren(
         h("h3", { id: "coach-private-h", text: "Just for you" }),
         h("p", { class: "small", text: "Your partner cannot see what you wrote or this message. The shared exercise is paused; they only see that it is paused." }),
         this.privateHelp ? h("p", { class: "help", text: this.privateHelp }) : null,
-        items.length ? h("ul", { class: "plain resources", "aria-label": "Where to get help" }, items) : null,
+        list,
         h("p", { class: "small muted", text: "Need to leave fast? Use Quick exit at the top, or press Esc twice." }));
       this.privatePanel.hidden = false;
     }
@@ -934,6 +950,8 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       } else {
         el.querySelector(".text").textContent = reply.text;
         el.dataset.id = reply.id;
+        if (reply.private) { el.classList.add("private"); el.append(h("span", { class: "tag", text: "Only you can see this" })); }
+        this.addHeldResources(el, reply);
         this.seen.set(reply.id, el);
         if (!el.isConnected) this.log.append(el);
       }

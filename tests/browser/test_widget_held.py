@@ -48,6 +48,8 @@ async def test_a_held_message_is_private_until_its_author_shares_it(
     check = a.locator(".msg.coach.private .text")
     await expect(check).to_contain_text("kept it just for you")
     await expect(check).to_contain_text("911")  # the emergency number, as for a danger
+    # its help lines are tap-to-call actions under it, the emergency number first
+    await expect(a.locator(".msg.coach.private a[href^='tel:']").first).to_have_text("Call 911")
     await expect(a.get_by_test_id("private-panel")).to_be_hidden()  # no crisis panel, no pause
     await expect(a.get_by_text("This exercise is paused for now.")).to_have_count(0)
     await shot(a, "held-message-author-desktop")
