@@ -101,6 +101,7 @@ ADDED_IN = {
     28: {"holdout49", "holdout50", "everyday26", "everyday27"},
     29: {"holdout51", "holdout52", "everyday28", "everyday29"},
     30: {"holdout53", "holdout54", "everyday30", "everyday31"},
+    31: {"holdout55", "holdout56", "everyday32", "everyday33"},
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
