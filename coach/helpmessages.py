@@ -18,13 +18,27 @@ class HelpMessage(msgspec.Struct, frozen=True, kw_only=True):
     safety: SafetyInfo
 
 
-def safety_info(verdict: Verdict, country: str, *, author_of_harm: bool = False) -> SafetyInfo:
+def _resources(
+    country: str, severity: Severity, categories: tuple[str, ...], *, author_of_harm: bool = False
+) -> list[dict[str, str | None]]:
+    """The help lines for ``severity`` and ``categories`` in ``country``, as stored."""
+    found = resources_for(country, severity, categories, for_author_of_harm=author_of_harm)
+    return [msgspec.to_builtins(r) for r in found]
+
+
+def safety_info(
+    verdict: Verdict,
+    country: str,
+    *,
+    author_of_harm: bool = False,
+    resources_at: Severity | None = None,
+) -> SafetyInfo:
+    """What a message's verdict stores; its help lines are those of ``resources_at``
+    (default: the verdict's own severity), none below ``concern``."""
+    at = resources_at or verdict.severity
     resources = []
-    if verdict.severity.rank >= Severity.CONCERN.rank:
-        found = resources_for(
-            country, verdict.severity, verdict.categories, for_author_of_harm=author_of_harm
-        )
-        resources = [msgspec.to_builtins(r) for r in found]
+    if at.rank >= Severity.CONCERN.rank:
+        resources = _resources(country, at, verdict.categories, author_of_harm=author_of_harm)
     return SafetyInfo(
         severity=verdict.severity.value,
         categories=list(verdict.categories),
@@ -44,19 +58,21 @@ def choose_template(catalog: Catalog, verdict: Verdict) -> Template:
     return catalog.help[f"help.{severity}"]
 
 
-def help_message(catalog: Catalog, verdict: Verdict, country: str) -> HelpMessage:
-    template = choose_template(catalog, verdict)
-    info = safety_info(verdict, country, author_of_harm=verdict.is_author_of_harm)
+def _rendered(catalog: Catalog, template: Template, info: SafetyInfo, country: str) -> HelpMessage:
     text = catalog.render(template, {"country_name": country_name(country), "resources": info.resources})
     return HelpMessage(text=text, template=TemplateRef(template.id, template.version), safety=info)
 
 
+def help_message(catalog: Catalog, verdict: Verdict, country: str) -> HelpMessage:
+    info = safety_info(verdict, country, author_of_harm=verdict.is_author_of_harm)
+    return _rendered(catalog, choose_template(catalog, verdict), info, country)
+
+
 def _notice(catalog: Catalog, template_id: str, country: str) -> tuple[str, TemplateRef]:
     template = catalog.help[template_id]
-    verdict_free = {"country_name": country_name(country), "resources": []}
+    verdict_free: dict[str, object] = {"country_name": country_name(country), "resources": []}
     if "resources" in template.variables:
-        found = resources_for(country, Severity.CONCERN, ())
-        verdict_free["resources"] = [msgspec.to_builtins(r) for r in found]
+        verdict_free["resources"] = _resources(country, Severity.CONCERN, ())
     context = {name: verdict_free.get(name, "") for name in template.variables}
     return catalog.render(template, context), TemplateRef(template.id, template.version)
 
@@ -75,26 +91,19 @@ def held_message(catalog: Catalog, verdict: Verdict, country: str) -> HelpMessag
     """The private check for a message the learned stage lowered (``help.held``): the
     verdict stays ``concern``, with the resources a disclosure at the lexicon's own
     severity would get (emergency number first at ``danger``)."""
-    template = catalog.help["help.held"]
-    severity = lowered_from(verdict) or verdict.severity
-    found = resources_for(country, severity, verdict.categories, for_author_of_harm=verdict.is_author_of_harm)
-    info = SafetyInfo(
-        severity=verdict.severity.value,
-        categories=list(verdict.categories),
-        resources=[msgspec.to_builtins(r) for r in found],
-        policy_version=verdict.policy_version,
+    info = safety_info(
+        verdict, country, author_of_harm=verdict.is_author_of_harm, resources_at=lowered_from(verdict)
     )
-    text = catalog.render(template, {"country_name": country_name(country), "resources": info.resources})
-    return HelpMessage(text=text, template=TemplateRef(template.id, template.version), safety=info)
+    return _rendered(catalog, catalog.help["help.held"], info, country)
 
 
 def shared_info(held: SafetyInfo, country: str) -> SafetyInfo:
     """The safety of a held message its author chose to share: a ``concern``, with a
     concern's resources."""
-    found = resources_for(country, Severity.CONCERN, tuple(held.categories))
+    categories = tuple(held.categories)
     return SafetyInfo(
         severity=Severity.CONCERN.value,
-        categories=list(held.categories),
-        resources=[msgspec.to_builtins(r) for r in found],
+        categories=list(categories),
+        resources=_resources(country, Severity.CONCERN, categories),
         policy_version=held.policy_version,
     )
