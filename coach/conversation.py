@@ -337,17 +337,16 @@ class Coach:
             state, turn_verdict = accumulate(state, partner.id, verdict)
             captured["verdict"] = turn_verdict
             now = time.time()
+            # (a refused turn raises below, and then nothing of the session is written)
+            session.safety_state = msgspec.json.encode(state).decode()
             if turn_verdict.is_disclosure:
-                session.safety_state = msgspec.json.encode(state).decode()
                 return self._disclosure(
                     session, partner, couple, text, turn_verdict, message_id, step.id, now
                 )
             if lowered_from(turn_verdict) is not None:
                 # Lowered by the learned stage: held private, whatever the session's state.
-                session.safety_state = msgspec.json.encode(state).decode()
                 help_msg = held_message(self.catalog, turn_verdict, couple.country)
                 return self._private(session, partner, text, help_msg, message_id, step.id, now, held=True)
-            session.safety_state = msgspec.json.encode(state).decode()
             safety = safety_info(turn_verdict, couple.country)
             return self._publish(session, couple, partner, text, safety, message_id, captured)
 

@@ -146,8 +146,9 @@ async def start_turn(coach: Coach, turn: TurnInput, found: Claim | None) -> Turn
             return await coach.resume(turn.session.id, found.message_id, turn.partner, turn.couple)
         receipt = found.receipt() if found else None
         if turn.shares is not None:
-            shares = turn.shares
-            return await coach.share(turn.session, turn.partner, turn.couple, shares, receipt, turn.names)
+            return await coach.share(
+                turn.session, turn.partner, turn.couple, turn.shares, receipt, turn.names
+            )
         return await coach.accept(
             turn.session, turn.partner, turn.couple, turn.text, receipt, turn.names, turn.check
         )
