@@ -321,6 +321,8 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
     const digits = /(\d[\d\s-]*)/.exec(sms);
     return digits ? "sms:" + digits[1].replace(/\D/g, "") : null;
   }
+  /** A fresh Idempotency-Key: a retry of the same action sends the same one. */
+  function idempotencyKey() { return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(); }
   function isHelp(safety) { return !!safety && (safety.severity === "risk" || safety.severity === "danger"); }
 
   function inviteFromUrl() {
@@ -631,7 +633,7 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
         // Join the couple's running round of this exercise rather than starting a second one.
         const running = sessions.find((s) => s.exercise_id === exerciseId && s.status !== "completed");
         if (running) { await this.openSession(running.session_id); return; }
-        const created = await this.api("POST", "/v1/sessions", { exercise_id: exerciseId }, { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Math.random()) });
+        const created = await this.api("POST", "/v1/sessions", { exercise_id: exerciseId }, { "Idempotency-Key": idempotencyKey() });
         await this.openSession(created.session_id);
       } catch (err) { this.say(err.message, true); }
     }
@@ -812,7 +814,7 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
     async shareHeld(id, button) {
       if (this.streaming || !this.session) return;
       button.disabled = true;
-      const key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+      const key = idempotencyKey();
       const path = `/v1/sessions/${encodeURIComponent(this.session.session_id)}/messages/${encodeURIComponent(id)}/share`;
       try {
         const result = await this.api("POST", path, undefined, { "Idempotency-Key": key });
@@ -874,7 +876,7 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       if (!text) { this.say("Write something before sending.", true); return; }
       this.say("");
       const sessionId = this.session.session_id;
-      const key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+      const key = idempotencyKey();
       const el = h("li", { class: "msg coach streaming", "aria-busy": "true" }, h("span", { class: "who", text: "Coach" }), h("p", { class: "text" }));
       this.streaming = { forId: null, el, adopted: null };
       this.renderComposer();
