@@ -170,22 +170,23 @@ def _escalate(lex: Lexicon, doc: _Text, signals: list[Signal]) -> list[Signal]:
     out = signals
     for esc in lex.escalators:
         if esc.add_category is not None:
-            hits = {s for s in out if s.category in esc.raises and s.severity.rank >= 2}
+            hits = [s for s in out if s.category in esc.raises and s.severity.rank >= 2]
         else:
-            hits = {s for s in out if s.category in esc.raises and s.severity == Severity.RISK}
+            hits = [s for s in out if s.category in esc.raises and s.severity == Severity.RISK]
         if not hits:
             continue
         match = _first_escalator_match(lex, esc.patterns, doc)
         if match is None:
             continue
         o0, o1 = doc.norm.span(*match)
-        first = min(hits, key=lambda s: s.start)
+        first = min(hits, key=lambda s: s.start)  # the first found of the earliest (a list: repeatable)
         if esc.add_category is not None:
             top = max((s.severity for s in hits), key=lambda v: v.rank)
             snippet = doc.norm.original[o0:o1]
             out = [*out, Signal(esc.id, esc.add_category, top, o0, o1, snippet)]
             continue
-        out = [msgspec.structs.replace(s, severity=Severity.DANGER) if s in hits else s for s in out]
+        raised = set(hits)
+        out = [msgspec.structs.replace(s, severity=Severity.DANGER) if s in raised else s for s in out]
         out.append(Signal(esc.id, first.category, Severity.DANGER, o0, o1, doc.norm.original[o0:o1]))
     return out
 

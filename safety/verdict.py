@@ -76,7 +76,7 @@ class ScanContext(msgspec.Struct, frozen=True):
 
 def make_verdict(signals: list[Signal] | tuple[Signal, ...], policy_version: str) -> Verdict:
     """Build a verdict from signals (ordered by position, duplicates removed)."""
-    unique = sorted(set(signals), key=lambda s: (s.start, s.end, s.id, s.category))
+    unique = sorted(set(signals), key=lambda s: (s.start, s.end, s.id, s.category, s.severity.rank))
     severity = Severity.NONE
     for sig in unique:
         if sig.severity.rank > severity.rank:
