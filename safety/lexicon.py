@@ -175,6 +175,7 @@ class _Classes:
         self.spec = spec
         self.cache: dict[str, str] = {}
         self.first: dict[str, set[str] | None] = {}
+        self.keyed: dict[str, set[str] | None] = {}
         self.stack: list[str] = []
 
     def key(self, name: str) -> bool:
@@ -217,6 +218,19 @@ class _Classes:
             self.first[name] = found
         return self.first[name]
 
+    def key_words(self, name: str) -> set[str] | None:
+        """Words one of which every match of class ``name`` holds (see :func:`required_words`)."""
+        if name not in self.keyed:
+            self.keyed[name] = None  # guards recursion
+            found: set[str] = set()
+            for w in self._entry(name)["words"]:
+                sub = required_words(split_tokens(str(w)), self)
+                if sub is None:
+                    return None
+                found |= sub
+            self.keyed[name] = found
+        return self.keyed[name]
+
 
 def _trigger_words(words: set[str] | None) -> set[str] | None:
     if words is None:
@@ -257,6 +271,53 @@ def _single_group(tok: str) -> bool:
         if depth == 0 and i != len(tok) - 1:
             return False
     return True
+
+
+def _key_runs(strings: set[str] | None) -> set[str] | None:
+    """For each string a word token can be, its rarest letter run (None: unknown)."""
+    if strings is None:
+        return None
+    out: set[str] = set()
+    for st in strings:
+        runs = _WORDS.findall(st)
+        if not runs:
+            return None
+        out.add(min(runs, key=lambda w: (_word_cost(w), -len(w))))
+    return out
+
+
+def token_key_words(tok: str, classes: _Classes) -> set[str] | None:
+    """Words one of which every match of the required token ``tok`` holds as a whole
+    letter run: for each alternative its rarest word, not its first ("in fear" needs
+    "fear", "i will kill you" needs "kill"). None when no finite list is known."""
+    if tok.startswith("{") and tok.endswith("}") and tok.count("{") == 1:
+        return classes.key_words(tok[1:-1])
+    if _single_group(tok):
+        found: set[str] = set()
+        for alt in _split_top(tok[1:-1]):
+            sub = required_words(split_tokens(alt), classes)
+            if sub is None:
+                return None
+            found |= sub
+        return found
+    if "{" in tok:
+        return None
+    try:
+        return _key_runs(enumerate_word(tok))
+    except PatternError:
+        return None
+
+
+def required_words(tokens: list[str], classes: _Classes) -> set[str] | None:
+    """The rarest of the word lists one of which every match of ``tokens`` holds."""
+    best: set[str] | None = None
+    for tok in tokens:
+        if tok in GAPS or tok.startswith("[") or (tok.startswith("(") and tok.endswith(")?")):
+            continue
+        words = token_key_words(tok, classes)
+        if words and (best is None or (_specificity(words), len(words)) < (_specificity(best), len(best))):
+            best = words
+    return best
 
 
 def token_words(tok: str, classes: _Classes) -> set[str] | None:
@@ -552,9 +613,28 @@ VERY_COMMON_WORDS = frozenset(
 )
 
 
-def _specificity(words: frozenset[str]) -> int:
+#: letter runs of contractions ("it's", "don't", "he'll"): as common as the words they end
+_CONTRACTION_RUNS = frozenset(["s", "t"])
+_CONTRACTION_STEMS = frozenset(
+    [
+        *("m", "d", "ll", "re", "ve", "don", "didn", "doesn", "isn", "wasn", "won"),
+        *("couldn", "wouldn", "shouldn", "aren", "weren", "haven", "hasn", "hadn", "ain"),
+    ]
+)
+
+
+def _word_cost(word: str) -> int:
+    """How often one word is expected to occur (lower is more specific)."""
+    if word in VERY_COMMON_WORDS or word in _CONTRACTION_RUNS:
+        return 1000
+    if word in COMMON_WORDS or word in _CONTRACTION_STEMS:
+        return 100
+    return 1
+
+
+def _specificity(words: AbstractSet[str]) -> int:
     """How often a set of words is expected to occur (lower is more specific)."""
-    return sum(1000 if w in VERY_COMMON_WORDS else 100 if w in COMMON_WORDS else 1 for w in words)
+    return sum(_word_cost(w) for w in words)
 
 
 _FIRST_RUN = re.compile(r"[a-z]+")
@@ -618,10 +698,7 @@ def pattern_requirements(pattern: str, classes: _Classes) -> tuple[frozenset[str
     for tok in split_tokens(pattern):
         if tok in GAPS or tok.startswith("[") or (tok.startswith("(") and tok.endswith(")?")):
             continue
-        if tok.startswith("{") and tok.endswith("}") and tok.count("{") == 1:
-            words = classes.first_words(tok[1:-1])
-        else:
-            words = token_words(tok, classes)
+        words = token_key_words(tok, classes)
         if words:
             reqs.append(frozenset(words))
     reqs.sort(key=lambda req: (_specificity(req), len(req)))  # the likeliest to be missing first

@@ -109,3 +109,18 @@ def test_the_same_text_gets_the_same_signals_in_every_process() -> None:
         answers.append(json.loads(done.stdout))
     assert any(sig[0].startswith("escalator.") for sig in answers[0][0])
     assert answers[0] == answers[1]
+
+
+def test_patterns_are_keyed_on_their_rarest_words_not_their_first() -> None:
+    # a class entry such as "i will kill you" or "in fear" is indexed under its rarest
+    # word, so ordinary messages full of "i", "in" and "will" try no threat pattern
+    kill = next(
+        pat
+        for rule in LEXICON.signals
+        if rule.id == "threats.kill"
+        for pat in rule.patterns
+        if pat.source == "{threat_verb} ~~ {kill_phrase}"
+    )
+    assert any("kill" in req for req in kill.requires)
+    assert not any(req & {"i", "you", "will", "would"} for req in kill.requires)
+    assert not {"the", "in", "have", "i", "you", "will"} & LEXICON.trigger_words
