@@ -54,10 +54,12 @@ _TRANSLATE = str.maketrans(
 
 #: the ASCII characters _TRANSLATE changes (an ASCII text without them needs no pass)
 _ASCII_ODD = tuple(k for k in map(chr, _TRANSLATE) if k.isascii())
-#: every ASCII character but a-z to a space: ``split()`` then gives the ``[a-z]+`` runs
-_LETTER_RUNS = str.maketrans({chr(i): " " for i in range(128) if not "a" <= chr(i) <= "z"})
+#: every byte but a-z to a space: ``split()`` then gives the ``[a-z]+`` runs of ASCII text
+_LETTER_RUNS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
 
-_TRIPLE = re.compile(r"([a-z])\1\1")
+#: three of one character in a row; searched in the text's distinct words joined by
+#: single spaces, where only letters can repeat (faster than ``([a-z])\1\1`` in the text)
+_TRIPLE = re.compile(r"(.)\1\1")
 _LETTERS = re.compile(r"[a-z]+")
 _RUN = re.compile(r"([a-z])\1{2,}")
 
@@ -129,9 +131,14 @@ class Normalizer:
         self._words = {k.lower(): v.lower() for k, v in words.items()}
         self._keys = frozenset(self._words)
         # a key of plain letters can only match a whole letter run of the text; the few
-        # other keys ("b4", "gf's") are looked for as substrings
+        # other keys ("b4", "gf's") are looked for as substrings, and only when their
+        # longest letter run is a word of the text (it is when the key starts a word)
         self._plain_keys = frozenset(k for k in self._keys if _LETTERS.fullmatch(k))
-        self._other_keys = tuple(k for k in self._keys if k not in self._plain_keys)
+        self._other_keys = tuple(
+            (max(_LETTERS.findall(k), key=len, default=""), k)
+            for k in self._keys
+            if k not in self._plain_keys
+        )
         self._vocab = frozenset(vocabulary) | frozenset(self._words.values())
         word_alt = alternation(sorted(self._words))
         # no leading look-behind: it makes ``re`` try every position slowly; the word
@@ -156,14 +163,19 @@ class Normalizer:
         ascii_text = low.isascii()
         if not ascii_text or any(c in low for c in _ASCII_ODD):
             low = low.translate(_TRANSLATE)
-        triple = _TRIPLE.search(low) is not None
-        if not triple:
-            # one pass gives both the fast-path test and the scanner's word set (the
-            # same [a-z]+ runs either way; translate + split is the faster for ASCII)
-            runs = low.translate(_LETTER_RUNS).split() if ascii_text else _LETTERS.findall(low)
-            letters = set(runs)
-            if self._plain_keys.isdisjoint(letters) and not any(k in low for k in self._other_keys):
-                return Normalized(original, low, [], letters)
+        # one pass gives the fast-path tests and the scanner's word set (the same [a-z]+
+        # runs either way; bytes.translate + split is the faster for ASCII)
+        if ascii_text:
+            letters = set(low.encode().translate(_LETTER_RUNS).decode().split())
+        else:
+            letters = set(_LETTERS.findall(low))
+        triple = _TRIPLE.search(" ".join(letters)) is not None
+        if (
+            not triple
+            and self._plain_keys.isdisjoint(letters)
+            and not any((not run or run in letters) and k in low for run, k in self._other_keys)
+        ):
+            return Normalized(original, low, [], letters)
         rx = self._main_rep if triple else self._main
         parts: list[str] = []
         segments: list[tuple[int, int, int, int]] = []
