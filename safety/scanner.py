@@ -8,6 +8,8 @@ How a scan runs (linear in the length of the text):
    tried (most messages try none or a few);
 3. run each such pattern only over the sentences that hold its trigger word (at most
    a few hundred characters around it), so the cost stays proportional to the length;
+   a text of at most that many characters is searched whole (the same matches, since
+   a match never leaves its sentence and always holds a trigger word);
 4. drop matches cancelled by negation or a context (media, sport, figure of speech...);
 5. apply escalators (pregnancy, escalating violence, a gun at home) that raise
    ``risk`` to ``danger``;
@@ -142,6 +144,10 @@ def _matches(pat: CompiledPattern, doc: _Text, trigger_words: list[str]) -> list
                     out.append(m.span())
         out.sort()  # earliest first, whatever order the set gave the words in
         return out
+    if len(doc.text) <= _WINDOW:
+        # every match holds a trigger word and stays inside one sentence, and a text this
+        # short has no window narrower than its sentences: one search finds the same
+        return search_words(pat.regex, doc.text, 0, len(doc.text))
     spans: list[tuple[int, int]] = []
     for lo, hi in doc.windows(trigger_words):
         spans.extend(search_words(pat.regex, doc.text, lo, hi))
