@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from importlib import resources
@@ -207,41 +207,48 @@ class _Classes:
         return out
 
     def first_words(self, name: str) -> set[str] | None:
-        if name not in self.first:
-            self.first[name] = None  # guards recursion
-            found: set[str] = set()
-            for w in self._entry(name)["words"]:
-                sub = first_words(split_tokens(str(w)), self)
-                if sub is None:
-                    return None
-                found |= sub
-            self.first[name] = found
-        return self.first[name]
+        """Words a match of class ``name`` can start with (None when unbounded)."""
+        return self._union(name, self.first, first_words)
 
     def key_words(self, name: str) -> set[str] | None:
         """Words one of which every match of class ``name`` holds (see :func:`required_words`)."""
-        if name not in self.keyed:
-            self.keyed[name] = None  # guards recursion
+        return self._union(name, self.keyed, required_words)
+
+    def _union(
+        self,
+        name: str,
+        cache: dict[str, set[str] | None],
+        words_of: Callable[[list[str], _Classes], set[str] | None],
+    ) -> set[str] | None:
+        """``words_of`` over the class's entries, joined (None when one is unknown)."""
+        if name not in cache:
+            cache[name] = None  # guards recursion
             found: set[str] = set()
             for w in self._entry(name)["words"]:
-                sub = required_words(split_tokens(str(w)), self)
+                sub = words_of(split_tokens(str(w)), self)
                 if sub is None:
                     return None
                 found |= sub
-            self.keyed[name] = found
-        return self.keyed[name]
+            cache[name] = found
+        return cache[name]
+
+
+def _one_run_each(strings: set[str] | None, pick: Callable[[list[str]], str]) -> set[str] | None:
+    """One letter run of each string a word token can be, chosen by ``pick`` (None when
+    the token is not a finite list, or a string has no letters)."""
+    if strings is None:
+        return None
+    out: set[str] = set()
+    for st in strings:
+        runs = _WORDS.findall(st)
+        if not runs:
+            return None
+        out.add(pick(runs))
+    return out
 
 
 def _trigger_words(words: set[str] | None) -> set[str] | None:
-    if words is None:
-        return None
-    out: set[str] = set()
-    for w in words:
-        runs = _WORDS.findall(w)
-        if not runs:
-            return None
-        out.add(max(runs, key=len))
-    return out
+    return _one_run_each(words, lambda runs: max(runs, key=len))
 
 
 def _split_top(body: str) -> list[str]:
@@ -275,15 +282,7 @@ def _single_group(tok: str) -> bool:
 
 def _key_runs(strings: set[str] | None) -> set[str] | None:
     """For each string a word token can be, its rarest letter run (None: unknown)."""
-    if strings is None:
-        return None
-    out: set[str] = set()
-    for st in strings:
-        runs = _WORDS.findall(st)
-        if not runs:
-            return None
-        out.add(min(runs, key=lambda w: (_word_cost(w), -len(w))))
-    return out
+    return _one_run_each(strings, lambda runs: min(runs, key=lambda w: (_word_cost(w), -len(w))))
 
 
 def token_key_words(tok: str, classes: _Classes) -> set[str] | None:
