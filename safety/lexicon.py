@@ -280,6 +280,11 @@ def _single_group(tok: str) -> bool:
     return True
 
 
+def _not_required(tok: str) -> bool:
+    """A gap or an optional token (``[...]``, ``(...)?``): a match need not hold its words."""
+    return tok in GAPS or tok.startswith("[") or (tok.startswith("(") and tok.endswith(")?"))
+
+
 def _key_runs(strings: set[str] | None) -> set[str] | None:
     """For each string a word token can be, its rarest letter run (None: unknown)."""
     return _one_run_each(strings, lambda runs: min(runs, key=lambda w: (_word_cost(w), -len(w))))
@@ -311,7 +316,7 @@ def required_words(tokens: list[str], classes: _Classes) -> set[str] | None:
     """The rarest of the word lists one of which every match of ``tokens`` holds."""
     best: set[str] | None = None
     for tok in tokens:
-        if tok in GAPS or tok.startswith("[") or (tok.startswith("(") and tok.endswith(")?")):
+        if _not_required(tok):
             continue
         words = token_key_words(tok, classes)
         if words and (best is None or (_specificity(words), len(words)) < (_specificity(best), len(best))):
@@ -656,7 +661,7 @@ def anchor_words(tokens: list[str], classes: _Classes, depth: int = 0) -> set[st
     if not tokens or depth > 12:
         return None
     tok = tokens[0]
-    if tok in GAPS or tok.startswith("[") or (tok.startswith("(") and tok.endswith(")?")):
+    if _not_required(tok):
         return None
     if tok.startswith("{") and tok.endswith("}") and tok.count("{") == 1:
         return _class_anchor(tok[1:-1], classes, depth)
@@ -695,7 +700,7 @@ def pattern_requirements(pattern: str, classes: _Classes) -> tuple[frozenset[str
     """For each required token with a finite word list: the words one of which must occur."""
     reqs: list[frozenset[str]] = []
     for tok in split_tokens(pattern):
-        if tok in GAPS or tok.startswith("[") or (tok.startswith("(") and tok.endswith(")?")):
+        if _not_required(tok):
             continue
         words = token_key_words(tok, classes)
         if words:
