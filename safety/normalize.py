@@ -196,7 +196,7 @@ class Normalizer:
             segments.append((ns, ns + len(rep), s, e))
             delta += len(rep) - (e - s)
             last = e
-        if not segments:
-            return Normalized(original, low, segments)
+        if not segments:  # nothing replaced: the word set found above still holds
+            return Normalized(original, low, segments, letters)
         parts.append(low[last:])
         return Normalized(original, "".join(parts), segments)
