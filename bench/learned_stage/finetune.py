@@ -102,6 +102,7 @@ ADDED_IN = {
     29: {"holdout51", "holdout52", "everyday28", "everyday29"},
     30: {"holdout53", "holdout54", "everyday30", "everyday31"},
     31: {"holdout55", "holdout56", "everyday32", "everyday33"},
+    32: {"holdout57", "holdout58", "everyday34", "everyday35"},
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
