@@ -469,13 +469,18 @@ class LearnedStage:
         point, a scored ``none`` whose pos score is below it is ``clear``
         (:func:`safety.second_stage.lower`). With an early exit, a text it lets out after
         its layer is ``none`` without the rest of the encoder or the heads - unless
-        ``full`` (:func:`safety.second_stage.needs_full_score`: a verdict it may lower)."""
+        ``full`` (:func:`safety.second_stage.needs_full_score`: a verdict it may lower).
+        A text scored in full is answered by :meth:`classification_of`."""
         if len(text.split()) < MIN_WORDS:
             return Classification(Severity.NONE)
         out, mask = self.encoder.front(self.encoder.windows(text))
         if self.exit is not None and not full and self.exit.exits(out, mask):
             return Classification(Severity.NONE)
-        scores = self._scores(out, mask)
+        return self.classification_of(self._scores(out, mask))
+
+    def classification_of(self, scores: tuple[float, float]) -> Classification:
+        """The answer for a text scored in full: its severity and, with a lowering point,
+        whether it is ``clear`` (a scored ``none`` whose pos score is below that point)."""
         severity = self.severity_of(scores)
         clear = self.t_lower is not None and severity is Severity.NONE and scores[0] < self.t_lower
         return Classification(severity, clear=clear)
