@@ -178,9 +178,6 @@ class _Classes:
         self.keyed: dict[str, set[str] | None] = {}
         self.stack: list[str] = []
 
-    def key(self, name: str) -> bool:
-        return bool(self._entry(name).get("key", False))
-
     def _entry(self, name: str) -> Mapping[str, Any]:
         if name not in self.spec:
             raise LexiconError(f"unknown word class {{{name}}}")
