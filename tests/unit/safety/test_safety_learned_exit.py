@@ -2,8 +2,10 @@
 an ordinary message leaves after the encoder's first two layers; a disclosure the full
 stage would raise never does. Since round twenty-five the served encoder runs whole (its
 own exit let too few ordinary messages out to pass round twenty-three's rule), so these
-tests cut a copy of it after layer two and name that round's exit (``dec25/exit.npz``)
-in a copy of the settings - the mechanism a settings.json with an ``exit`` would serve.
+tests cut a copy of it after layer two and name an exit fit for it (``dec32/exit.npz``:
+round twenty-three's recipe on round thirty-two's encoder, fit after that round's
+decision, never judged or served) in a copy of the settings - the mechanism a
+settings.json with an ``exit`` would serve.
 Needs the built encoder (`make model`)."""
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ from tests.unit.safety.test_safety_lowering import TOASTER
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES = ROOT / "tests" / "safety_cases"
-EXIT = ROOT / "bench" / "learned_stage" / "dec25"
+EXIT = ROOT / "bench" / "learned_stage" / "dec32"
 ORDINARY = [
     "I would love for us to spend more unhurried time together on the weekends.",
     "My rose today was the walk by the canal, my thorn was the printer jamming again.",
 ]
-# ordinary too, but round twenty-five's exit is cautious (about half of ordinary messages
-# leave, RETRAIN.md): this one runs the whole encoder and is still none
-STAYS = "Can we try the six-second kiss when I get home, even if I'm grumpy from work?"
+# ordinary too, but the exit is cautious (on its calibration files about 72 % of ordinary
+# messages leave, dec32/exit.json): this one runs the whole encoder and is still none
+STAYS = "I get anxious when you go quiet after a row, because I don't know if you're still upset with me."
 # the lexicon misses it; the full stage raises it (test_safety_learned.py)
 ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easier that way."
 
@@ -49,7 +51,7 @@ ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easie
 @pytest.fixture(scope="module")
 def cut(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(model folder, data folder): the served encoder cut after layer two, and the
-    served settings naming round twenty-five's exit."""
+    served settings naming the exit fit for it."""
     model, data = tmp_path_factory.mktemp("cut-model"), tmp_path_factory.mktemp("exit-data")
     if not (DEFAULT_MODEL_DIR / ENCODER_FILE).is_file():
         pytest.fail(f"{DEFAULT_MODEL_DIR / ENCODER_FILE} is missing (`make model` builds it)")
@@ -141,13 +143,13 @@ def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
         stage.classify(TOASTER, full=True)
 
 
-@pytest.mark.parametrize("name", ["holdout43", "holdout44"])
+@pytest.mark.parametrize("name", ["holdout57", "holdout58"])
 def test_the_exit_lets_out_no_disclosure_the_whole_stage_raises(
     stages: tuple[LearnedStage, LearnedStage], name: str
 ) -> None:
-    """Round twenty-five's fresh sets (now spent): every risk or danger text the full
-    stage raised above the lexicon is raised the same with the exit (0 of them lost,
-    RETRAIN.md); and the exit did let ordinary texts of the same files out."""
+    """Round thirty-two's fresh sets (now spent; neither the encoder nor the exit was fit
+    on them): every risk or danger text the full stage raised above the lexicon is raised
+    the same with the exit; and the exit did let ordinary texts of the same files out."""
     served, whole = stages
     raised, exited = 0, 0
     for case in load_cases(CASES / f"{name}.jsonl"):
