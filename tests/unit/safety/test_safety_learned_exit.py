@@ -4,7 +4,8 @@ stage would raise never does. Since round twenty-five the served encoder runs wh
 own exit let too few ordinary messages out to pass round twenty-three's rule), so these
 tests cut a copy of it after layer two and name an exit fit for it (``dec32/exit.npz``:
 round twenty-three's recipe on round thirty-two's encoder, fit after that round's
-decision, never judged or served) in a copy of the settings - the mechanism a
+decision; judged in round thirty-three and refused for its CPU, so not served) in a copy
+of the settings - the mechanism a
 settings.json with an ``exit`` would serve.
 Needs the built encoder (`make model`)."""
 
