@@ -23,6 +23,8 @@ _FLAGS = frozenset(
         "safety_learned_exit",
     }
 )
+#: Folders: msgspec does not turn a string into a Path, so these are made Paths here.
+_PATHS = frozenset({"safety_model_dir", "prompts_dir"})
 
 # name -> (env var, help text). The order is the order of .env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -181,6 +183,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 raw[field] = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
             elif field in _FLAGS:
                 raw[field] = value.lower() in {"1", "true", "yes", "on"}
+            elif field in _PATHS:
+                raw[field] = Path(value)
             else:
                 raw[field] = value
         raw.update(overrides)

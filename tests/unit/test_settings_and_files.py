@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 import yaml
 
@@ -28,8 +29,20 @@ def test_env_example_lists_every_setting_and_nothing_else() -> None:
 
 
 def test_env_example_values_are_the_defaults() -> None:
-    from_file = Settings.from_env(env_example(), prompts_dir=Settings().prompts_dir)
-    assert from_file == Settings()
+    from_file = Settings.from_env(env_example())
+    assert from_file.prompts_dir == Path("prompts")  # the same folder, named from the checkout
+    assert msgspec.structs.replace(from_file, prompts_dir=Settings().prompts_dir) == Settings()
+
+
+def test_folders_from_the_environment_are_read_as_paths() -> None:
+    """The Dockerfile names both folders in the environment: the image's coach must start."""
+    env_line = next(
+        line for line in (ROOT / "Dockerfile").read_text().splitlines() if "COACH_PROMPTS_DIR" in line
+    )
+    env = dict(pair.split("=", 1) for pair in env_line.removeprefix("ENV ").split())
+    s = Settings.from_env(env)
+    assert s.prompts_dir == Path("/app/prompts")
+    assert s.safety_model_dir == Path("/app/safety-model")
 
 
 def test_settings_read_the_environment() -> None:
