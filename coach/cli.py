@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from safety import Classification
+    from safety.cli import Served
 
 
 def _freeze_heap() -> None:
@@ -102,12 +103,32 @@ def _model_classify(texts: list[str]) -> dict[str, Classification | None]:
     return results
 
 
+def _served_stage() -> Served:
+    """The learned stage as this coach's settings serve it: what ``coach safety eval``
+    measures by default. Unreadable settings leave the coach's defaults (``serve`` is the
+    command that refuses them)."""
+    from coach.settings import Settings
+    from safety.cli import SERVED_DEFAULT, Served
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"note: {exc}; measuring with the coach's default settings", file=sys.stderr)
+        return SERVED_DEFAULT
+    return Served(
+        learned=settings.safety_learned,
+        lowers=settings.safety_learned_lowers,
+        model_dir=settings.safety_model_dir,
+        early_exit=settings.safety_learned_exit,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["safety"]:
         from safety.cli import main as safety_main
 
-        return safety_main(argv[1:], classify=_model_classify)
+        return safety_main(argv[1:], classify=_model_classify, served=_served_stage())
     if argv[:1] in (["templates"], ["counselor"]):
         from coach.review_cli import main as review_main
 

@@ -1,19 +1,29 @@
 """``python -m safety eval FILE [--format json]`` (the coach CLI delegates here).
 
-``--classifier`` adds the model-based second stage; it needs a model, which only the
-coach has, so it works as ``coach safety eval FILE --classifier`` (the coach passes a
-``classify`` function in). ``--learned [--model-dir DIR]`` adds the local learned stage
-(:mod:`safety.learned`; the encoder built by ``python -m safety.learned_build``) instead,
-exactly as the coach combines it: only for a text the lexicon did not flag, raise only;
-``--learned --lowers`` as the coach does with ``COACH_SAFETY_LEARNED_LOWERS`` on (the stage
-may also lower a lexicon risk or danger it is sure about to concern; docs/safety.md).
+By default ``eval`` measures the safety layer as the coach serves it: the lexicon and the
+local learned stage (:mod:`safety.learned`; the encoder built by ``make model``), combined
+exactly as the coach combines them - the stage reads a text the lexicon did not flag and
+can only raise. ``coach safety eval`` follows the coach's own settings
+(``COACH_SAFETY_LEARNED``, ``COACH_SAFETY_LEARNED_LOWERS``, ``COACH_SAFETY_MODEL_DIR``,
+passed in as :class:`Served`); when the stage cannot load, the lexicon is measured alone,
+as the coach would then serve it, and stderr says so. ``--lexicon`` measures the lexicon
+alone; ``--learned`` insists on the stage (an error if it cannot load); ``--lowers`` as
+the coach does with ``COACH_SAFETY_LEARNED_LOWERS`` on (the stage may also lower a lexicon
+risk or danger it is sure about to concern; docs/safety.md).
+
+``--classifier`` measures the lexicon with the model-based second stage instead; it
+needs a model, which only the coach has, so it works as ``coach safety eval FILE
+--classifier`` (the coach passes a ``classify`` function in).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import NamedTuple
 
 from safety.engine import POLICY_VERSION, scan
 from safety.evaluation import dumps, evaluate, format_table, load_cases, needs_second_stage
@@ -23,6 +33,20 @@ from safety.second_stage import Classification, needs_full_score, stage_applies
 Classify = Callable[[list[str]], Mapping[str, Classification | None]]
 
 
+class Served(NamedTuple):
+    """The learned stage as the coach is configured to serve it (the coach's defaults
+    unless ``coach safety eval`` passes its settings)."""
+
+    learned: bool = True
+    lowers: bool = False
+    model_dir: Path | None = None
+    early_exit: bool = True
+
+
+#: The coach's defaults: the learned stage on, lowering off.
+SERVED_DEFAULT = Served()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safety", description="Coach safety layer tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -30,21 +54,28 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("file", help='jsonl with {"text", "expected", "categories"} per line')
     ev.add_argument("--format", choices=("table", "json"), default="table")
     ev.add_argument("--no-misses", action="store_true", help="table: do not list misses")
-    ev.add_argument(
-        "--classifier",
+    system = ev.add_mutually_exclusive_group()
+    system.add_argument(
+        "--lexicon",
         action="store_true",
-        help="coach safety eval only: add the model classifier (COACH_MODEL_BASE_URL / OPENAI_API_KEY); "
-        "one model call per case the lexicon does not flag",
+        help="the lexicon alone (by default: the lexicon and the learned stage, as the coach serves them)",
     )
-    ev.add_argument(
+    system.add_argument(
         "--learned",
         action="store_true",
-        help="add the local learned stage (embeddings + SVM heads; needs `make model`)",
+        help="the lexicon and the local learned stage, and an error if the stage cannot load "
+        "(needs `make model`; by default it falls back to the lexicon alone, as the coach does)",
+    )
+    system.add_argument(
+        "--classifier",
+        action="store_true",
+        help="coach safety eval only: the lexicon and the model classifier (COACH_MODEL_BASE_URL / "
+        "OPENAI_API_KEY); one model call per case the lexicon does not flag",
     )
     ev.add_argument(
         "--lowers",
         action="store_true",
-        help="with --learned: let the stage lower verdicts it is sure about (COACH_SAFETY_LEARNED_LOWERS)",
+        help="with the learned stage: let it lower verdicts it is sure about (COACH_SAFETY_LEARNED_LOWERS)",
     )
     ev.add_argument(
         "--model-dir",
@@ -56,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> int:
-    """Run the CLI; returns the exit code. ``classify`` serves ``eval --classifier``."""
+def main(
+    argv: list[str] | None = None, *, classify: Classify | None = None, served: Served = SERVED_DEFAULT
+) -> int:
+    """Run the CLI; returns the exit code. ``classify`` serves ``eval --classifier``;
+    ``served`` is the learned stage ``eval`` measures by default."""
     args = _parser().parse_args(argv)
     if args.command == "version":
         print(POLICY_VERSION)
@@ -70,23 +104,41 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
     try:
         cases = load_cases(args.file)
         classifications: Mapping[str, Classification | None] | None = None
+        stage_us: list[float] = []
         name = "model classifier"
-        if args.classifier and args.learned:
-            raise ValueError("--classifier and --learned: evaluate one second stage at a time")
-        if args.lowers and not args.learned:
-            raise ValueError("--lowers is the learned stage's rule: use it with --learned")
-        if args.learned:
-            from safety.learned import DEFAULT_MODEL_DIR, LearnedStage
+        lowers = args.lowers or (served.lowers and not args.lexicon and not args.classifier)
+        if args.lowers and (args.lexicon or args.classifier):
+            raise ValueError("--lowers is the learned stage's rule: use it without --lexicon or --classifier")
+        stage = None
+        if args.learned or (served.learned and not args.lexicon and not args.classifier):
+            from safety.learned import DEFAULT_MODEL_DIR, LearnedStage, LearnedStageUnavailable
 
-            stage = LearnedStage.load(args.model_dir or DEFAULT_MODEL_DIR, lowers=args.lowers)
+            model_dir = args.model_dir or served.model_dir or DEFAULT_MODEL_DIR
+            try:
+                stage = LearnedStage.load(model_dir, lowers=lowers, early_exit=served.early_exit)
+            except LearnedStageUnavailable as exc:
+                if args.learned or args.lowers:
+                    raise
+                print(
+                    f"safety eval: the learned stage cannot load ({exc}); measuring the lexicon alone, "
+                    "as the coach would serve it (`make model` builds the stage)",
+                    file=sys.stderr,
+                )
+                lowers = False
+        elif args.lowers:
+            raise ValueError("--lowers is the learned stage's rule, and the stage is off here")
+        if stage is not None:
             name = "learned stage"
             # the lexicon's verdict of each text, once: which texts the stage reads, and in full
             lexicon = {c.text: scan(c.text) for c in cases}
-            classifications = {
-                text: stage.classify(text, full=needs_full_score(verdict, lowers=args.lowers))
-                for text, verdict in lexicon.items()
-                if stage_applies(verdict, "learned", lowers=args.lowers)
-            }
+            classifications = {}
+            for text, verdict in lexicon.items():
+                if stage_applies(verdict, "learned", lowers=lowers):
+                    t0 = time.perf_counter_ns()
+                    classifications[text] = stage.classify(
+                        text, full=needs_full_score(verdict, lowers=lowers)
+                    )
+                    stage_us.append((time.perf_counter_ns() - t0) / 1000.0)
         elif args.classifier:
             if classify is None:
                 raise ValueError(
@@ -97,7 +149,9 @@ def main(argv: list[str] | None = None, *, classify: Classify | None = None) -> 
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"safety eval: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(cases, classifications=classifications, second_stage_name=name, lowers=args.lowers)
+    report = evaluate(
+        cases, classifications=classifications, second_stage_name=name, lowers=lowers, stage_us=stage_us
+    )
     if args.format == "json":
         print(dumps(report))
     else:

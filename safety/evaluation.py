@@ -15,6 +15,10 @@ Definitions (``Report``):
 * ``confusion[expected][predicted]``: counts over severities.
 * ``median_us`` / ``p99_us``: time per ``scan`` call in microseconds
   (``time.perf_counter_ns``), one timed call per case after a warm-up call.
+* ``system``: what was measured - ``lexicon``, ``lexicon + learned stage`` (``+
+  lowering`` with it on) or ``lexicon + model classifier``.
+* ``stage_texts`` / ``stage_median_us`` / ``stage_p99_us``: how many texts the learned
+  stage read, and its time per text (``classify``, the whole text; 0 without the stage).
 * ``second_stage``: whether second-stage classifications (the model classifier's, or the
   learned stage's with ``second_stage_name="learned stage"``; ``--classifier`` /
   ``--learned``) were combined. Model classifications (``evaluate(cases, classifications=...)``,
@@ -82,6 +86,10 @@ class Report(msgspec.Struct):
     second_stage: bool = False
     #: Which second stage: "model classifier" or "learned stage" ("" when none).
     second_stage_name: str = ""
+    system: str = "lexicon"
+    stage_texts: int = 0
+    stage_median_us: float = 0.0
+    stage_p99_us: float = 0.0
 
 
 def load_cases(path: str | Path) -> list[Case]:
@@ -127,10 +135,12 @@ def evaluate(
     classifications: Mapping[str, Classification | None] | None = None,
     second_stage_name: str = "model classifier",
     lowers: bool = False,
+    stage_us: list[float] | None = None,
 ) -> Report:
     """Scan every case (combining ``classifications`` when given, and with ``lowers`` also
     lowering by them as the coach does with ``COACH_SAFETY_LEARNED_LOWERS``) and compute
-    the figures."""
+    the figures. ``stage_us``: the learned stage's time per text it read, as timed by the
+    caller that ran it."""
     items = list(cases)
     confusion = {e: dict.fromkeys(SEVERITIES, 0) for e in SEVERITIES}
     times: list[float] = []
@@ -207,7 +217,18 @@ def evaluate(
         policy_version=version,
         second_stage=classifications is not None,
         second_stage_name=second_stage_name if classifications is not None else "",
+        system=_system(second_stage_name if classifications is not None else "", lowers),
+        stage_texts=len(stage_us or ()),
+        stage_median_us=statistics.median(stage_us) if stage_us else 0.0,
+        stage_p99_us=_p99(stage_us or []),
     )
+
+
+def _system(second_stage_name: str, lowers: bool) -> str:
+    if not second_stage_name:
+        return "lexicon"
+    lowering = " + lowering" if lowers and second_stage_name == "learned stage" else ""
+    return f"lexicon + {second_stage_name}{lowering}"
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -219,12 +240,8 @@ def report_json(report: Report) -> dict[str, Any]:
 def format_table(report: Report, *, show_misses: bool = True) -> str:
     """A human-readable summary (and the misses, for development)."""
     lines = [
-        f"policy version        {report.policy_version}"
-        + (
-            f"  + {report.second_stage_name or 'model classifier'} (second stage)"
-            if report.second_stage
-            else ""
-        ),
+        f"system                {report.system}",
+        f"policy version        {report.policy_version}",
         f"cases                 {report.cases}  "
         f"(positives {report.positives}, danger {report.dangers}, negatives {report.negatives})",
         f"recall risk-or-danger {report.recall_risk_or_danger:.3f}",
@@ -232,6 +249,13 @@ def format_table(report: Report, *, show_misses: bool = True) -> str:
         f"false-positive rate   {report.false_positive_rate:.3f}",
         f"precision             {report.precision:.3f}",
         f"median / p99 per scan {report.median_us:.1f} us / {report.p99_us:.1f} us",
+    ]
+    if report.stage_texts:
+        lines.append(
+            f"learned stage         {report.stage_texts} texts read, median / p99 per text "
+            f"{report.stage_median_us:.0f} us / {report.stage_p99_us:.0f} us"
+        )
+    lines += [
         "",
         "per category (recall at >= risk with the category named)",
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from safety.cli import main
+from safety.cli import Served, main
 from safety.evaluation import evaluate, format_table, load_cases, report_json
 
 
@@ -118,5 +118,73 @@ def test_eval_lowers_as_the_coach_would_with_lowering_on(
         data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         figures[len(flags)] = (data["false_positive_rate"], data["recall_danger"])
     assert figures == {1: (1.0, 1.0), 2: (0.0, 1.0)}
-    assert main(["eval", str(path), "--lowers"]) == 2
-    assert "--learned" in capsys.readouterr().err
+    assert main(["eval", str(path), "--lexicon", "--lowers"]) == 2
+    assert "learned stage's rule" in capsys.readouterr().err
+    assert main(["eval", str(path), "--lowers"], served=Served(learned=False)) == 2
+    assert "stage is off" in capsys.readouterr().err
+
+
+#: The lexicon misses the first (a threat to kill told without a kill word); the stage
+#: reads it as danger.
+SERVED_ROWS: list[dict[str, object]] = [
+    {
+        "text": "He said tonight would be my last night on earth.",
+        "expected": "danger",
+        "categories": ["threats"],
+    },
+    {"text": "he choked me", "expected": "danger", "categories": ["physical_abuse"]},
+    {
+        "text": "We walked the dog along the canal and talked about the summer.",
+        "expected": "none",
+        "categories": [],
+    },
+]
+
+
+def _last_json(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, object], str]:
+    captured = capsys.readouterr()
+    return json.loads(captured.out.strip().splitlines()[-1]), captured.err
+
+
+def test_eval_measures_what_the_coach_serves_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a flag the figures are the served system's (lexicon + learned stage, needs
+    `make model`), the same as `--learned`; `--lexicon` gives the lexicon's alone."""
+    path = _write(tmp_path / "c.jsonl", SERVED_ROWS)
+    runs = {}
+    for flags in ([], ["--learned"], ["--lexicon"]):
+        assert main(["eval", str(path), "--format", "json", *flags]) == 0
+        data, _ = _last_json(capsys)
+        runs[" ".join(flags)] = (data["system"], data["recall_danger"], data["stage_texts"])
+    assert runs == {
+        "": ("lexicon + learned stage", 1.0, 2),
+        "--learned": ("lexicon + learned stage", 1.0, 2),
+        "--lexicon": ("lexicon", 0.5, 0),
+    }
+    assert main(["eval", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "system                lexicon + learned stage" in table
+    assert "learned stage         2 texts read" in table
+
+
+def test_eval_falls_back_to_the_lexicon_as_the_coach_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stage that cannot load leaves the lexicon, as in the coach, and stderr says so;
+    `--learned` insists on it; a coach with the stage off is measured without it."""
+    path = _write(tmp_path / "c.jsonl", SERVED_ROWS)
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    assert main(["eval", str(path), "--format", "json"], served=Served(model_dir=empty)) == 0
+    data, err = _last_json(capsys)
+    assert (data["system"], data["recall_danger"]) == ("lexicon", 0.5)
+    assert "measuring the lexicon alone" in err and "make model" in err
+    assert main(["eval", str(path), "--learned"], served=Served(model_dir=empty)) == 2
+    assert "encoder_int8.onnx is missing" in capsys.readouterr().err
+    assert main(["eval", str(path), "--format", "json"], served=Served(learned=False)) == 0
+    data, err = _last_json(capsys)
+    assert (data["system"], data["recall_danger"], err) == ("lexicon", 0.5, "")
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", str(path), "--lexicon", "--learned"])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
