@@ -14,7 +14,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from coach import challenge
 from coach.api.problems import Problem, problem_responses
 from coach.api.schemas import ChallengeChoice, ChallengeDayOut, ChallengeOut
-from coach.catalog import Catalog
+from coach.catalog import CHALLENGE_EXERCISE_ID, Catalog
+from coach.conversation import Coach
 from coach.records import ChallengeProgress, Couple
 from coach.store import Store
 
@@ -39,6 +40,13 @@ def challenge_out(progress: ChallengeProgress, catalog: Catalog, today: dt.date)
     )
 
 
+def check_servable(coach: Coach) -> None:
+    """The day's activities are reviewed with the challenge exercise's steps: served only
+    when that exercise is (every step approved, or drafts allowed)."""
+    if CHALLENGE_EXERCISE_ID not in coach.servable_exercises():
+        raise Problem("not-approved", "The 30-day challenge is not available until a counselor approves it.")
+
+
 class ChallengeController(Controller):
     path = "/v1/challenge"
     tags = ["challenge"]
@@ -52,16 +60,18 @@ class ChallengeController(Controller):
             200: ResponseSpec(
                 ChallengeOut, description="Already started: the progress", generate_examples=False
             ),
-            **problem_responses(401, 409),
+            **problem_responses(401, 404, 409),
         },
     )
     async def start(
         self,
         couple: NamedDependency[Couple],
+        coach: NamedDependency[Coach],
         store: NamedDependency[Store],
         catalog: NamedDependency[Catalog],
         today: NamedDependency[Today],
     ) -> Response[ChallengeOut]:
+        check_servable(coach)
         progress = await store.get_challenge(couple.id)
         status = HTTP_200_OK
         if progress is None:
@@ -78,10 +88,12 @@ class ChallengeController(Controller):
     async def show(
         self,
         couple: NamedDependency[Couple],
+        coach: NamedDependency[Coach],
         store: NamedDependency[Store],
         catalog: NamedDependency[Catalog],
         today: NamedDependency[Today],
     ) -> ChallengeOut:
+        check_servable(coach)
         progress = await store.get_challenge(couple.id)
         if progress is None:
             raise Problem("not-found", "The challenge has not been started.")
@@ -98,10 +110,12 @@ class ChallengeController(Controller):
         day: FromPath[int],
         data: JSONBody[ChallengeChoice],
         couple: NamedDependency[Couple],
+        coach: NamedDependency[Coach],
         store: NamedDependency[Store],
         catalog: NamedDependency[Catalog],
         today: NamedDependency[Today],
     ) -> ChallengeOut:
+        check_servable(coach)
         progress = await store.get_challenge(couple.id)
         if progress is None:
             raise Problem("not-found", "The challenge has not been started.")

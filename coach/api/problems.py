@@ -24,6 +24,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "A valid token is needed"),
     "forbidden": (403, "Not allowed"),
     "not-found": (404, "Not found"),
+    "not-approved": (404, "Not available until a counselor approves its text"),
     "method-not-allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict"),
     "turn-in-progress": (409, "Another message of yours is still being answered"),
@@ -151,6 +152,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         slug = "validation"
         if "decode" in detail.lower() or ("json" in detail.lower() and not errors):
             slug = "bad-request"
+        elif errors and all(_source(e) in _NOT_BODY for e in errors):
+            # a malformed header, query or path parameter: the request, not its body
+            slug = "bad-request"
+            detail = "Malformed " + ", ".join(_where(e) for e in errors) + "."
         status, title = PROBLEMS[slug]
         extra: dict[str, Any] = {"errors": errors} if errors else {}
         return problem_response(status, slug, title, detail, path, **extra)
@@ -167,6 +172,21 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     log.exception("unhandled error on %s", path)
     status, title = PROBLEMS["internal"]
     return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal", title, title, path)
+
+
+#: Where a validation error can come from, other than the body (litestar's ``source``).
+_NOT_BODY = frozenset({"header", "query", "path", "cookie"})
+
+
+def _source(error: Any) -> str:
+    source = error.get("source", "") if isinstance(error, dict) else ""
+    return str(getattr(source, "value", source))
+
+
+def _where(error: dict[str, Any]) -> str:
+    """``header last-event-id``, ``query limit``: a header by the name it is sent with."""
+    source, key = _source(error), str(error.get("key", ""))
+    return f"{source} {key.replace('_', '-') if source == 'header' else key}".strip()
 
 
 def is_store_error(exc: Exception) -> bool:

@@ -25,7 +25,7 @@ from coach.settings import Settings
     tags=["rewrite"],
     security=[{"bearer": []}],
     summary='Rewrite a blaming sentence as an "I" statement',
-    responses=problem_responses(401, 413),
+    responses=problem_responses(401, 404, 413),
 )
 async def rewrite(
     data: JSONBody[RewriteRequest],
@@ -53,6 +53,10 @@ async def rewrite(
             offline=True,
             help=help_msg.text,
         )
+    if not coach.gate.servable(template):
+        # Like an unapproved exercise: nothing a counselor has not approved reaches a couple
+        # or the model (a disclosure above still gets its help message).
+        raise Problem("not-approved", "The rewrite is not available until a counselor approves its text.")
     result = await rewrite_i_statement(
         text, catalog=catalog, model=coach.model, deadline_seconds=settings.turn_deadline
     )

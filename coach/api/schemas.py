@@ -75,8 +75,14 @@ class SessionList(msgspec.Struct):
     sessions: list[SessionOut]
 
 
+#: Checked by ``check_text``, not here, so an empty or blank message is answered with its
+#: own problem type (``/problems/message-empty``), as docs/errors.md says.
 MessageText = Annotated[
-    str, Meta(min_length=1, pattern=r"\S", description="Up to COACH_MAX_MESSAGE_CHARS (4000) characters")
+    str,
+    Meta(
+        description="Not empty or only white space (`/problems/message-empty`); up to "
+        "COACH_MAX_MESSAGE_CHARS (4000) characters (`/problems/message-too-long`)"
+    ),
 ]
 
 

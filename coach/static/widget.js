@@ -1036,6 +1036,7 @@ progress { width: 100%; height: .6rem; accent-color: var(--_accent); }
       try { progress = await this.api("GET", "/v1/challenge"); }
       catch (err) {
         if (err.status !== 404) { this.say(err.message, true); return; }
+        if (err.problem.type === "/problems/not-approved") { box.replaceChildren(); return; }
         box.replaceChildren(
           h("h3", { id: "coach-challenge-h", text: "30-day challenge" }),
           h("p", { text: "One small activity a day for 30 days, to pick from two: one through words, one through touch. Missing a day is fine; momentum matters more than a perfect streak." }),

@@ -112,7 +112,10 @@ async def test_message_limits(client: Client) -> None:
         "session_id"
     ]
     url = f"/v1/sessions/{sid}/messages"
-    assert_problem(await client.post(url, json={"text": "   "}, headers=c["a"]), 422, "validation")
+    for blank in ("", "   ", "\u00a0\n"):
+        assert_problem(await client.post(url, json={"text": blank}, headers=c["a"]), 422, "message-empty")
+    blank = await client.post("/v1/rewrite", json={"text": "  "}, headers=c["a"])
+    assert_problem(blank, 422, "message-empty")
     long = await client.post(url, json={"text": "a" * 4001}, headers=c["a"])
     assert assert_problem(long, 422, "message-too-long")["limit"] == 4000
     huge = await client.post(
@@ -183,3 +186,21 @@ async def test_non_json_and_deeply_nested_bodies_are_refused_cleanly(client: Cli
     assert nested.headers["content-type"].startswith("application/problem+json")
     # Still serving.
     assert (await client.post("/v1/couples", json={})).status_code == 201
+
+
+async def test_a_malformed_header_or_query_parameter_is_a_bad_request(client: Client) -> None:
+    """The request is malformed, not its body: 400 naming the parameter (docs/errors.md)."""
+    c = await new_couple(client)
+    sid = (await client.post("/v1/sessions", json={"exercise_id": "rose-bud-thorn"}, headers=c["a"])).json()[
+        "session_id"
+    ]
+    url = f"/v1/sessions/{sid}/messages"
+    header = await client.get(
+        url.replace("/messages", "/events"), headers={**c["a"], "Last-Event-ID": "garbage"}
+    )
+    body = assert_problem(header, 400, "bad-request")
+    assert body["errors"][0]["source"] == "header" and "header last-event-id" in body["detail"]
+    query = assert_problem(await client.get(url + "?limit=abc", headers=c["a"]), 400, "bad-request")
+    assert query["errors"][0]["key"] == "limit" and "query limit" in query["detail"]
+    # a body that does not match its schema is still a validation problem
+    assert_problem(await client.post(url, json={"text": 5}, headers=c["a"]), 422, "validation")

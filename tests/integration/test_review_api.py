@@ -96,6 +96,36 @@ async def test_a_draft_never_reaches_a_couple_until_approved(
         assert "Rose: a walk." not in str(detail)
 
 
+async def test_the_rewrite_and_the_challenge_wait_for_approval_too(
+    make_app: AppFactory, redis_client: aioredis.Redis
+) -> None:
+    """With drafts off, the one-shot rewrite and the 30-day challenge (whose activities are
+    reviewed with its steps) are refused as not approved until a counselor approves them;
+    a disclosure sent to the rewrite still gets its help message."""
+    admin = await counselor_token(redis_client, "Dana", "admin")
+    async with AsyncTestClient(app=make_app(allow_draft_templates=False)) as c:
+        couple = await new_couple(c)
+        for r in (
+            await c.post("/v1/rewrite", json={"text": "You never listen to me."}, headers=couple["a"]),
+            await c.post("/v1/challenge", headers=couple["a"]),
+            await c.get("/v1/challenge", headers=couple["a"]),
+            await c.post("/v1/challenge/days/1", json={"choice": "emotional"}, headers=couple["a"]),
+        ):
+            assert r.status_code == 404, r.text
+            assert r.json()["type"] == "/problems/not-approved"
+        help_reply = await c.post("/v1/rewrite", json={"text": DANGER}, headers=couple["a"])
+        assert help_reply.status_code == 200 and help_reply.json()["help"]
+
+        rewrite = (await templates_of(c, admin))["rewrite.i-statement"]
+        await approve(c, admin, rewrite["id"], rewrite["version"])
+        r = await c.post("/v1/rewrite", json={"text": "You never listen to me."}, headers=couple["a"])
+        assert r.status_code == 200, r.text
+        assert r.json()["template"]["id"] == "rewrite.i-statement" and r.json().get("draft", False) is False
+
+        await approve_exercise(c, admin, "thirty-day-challenge")
+        assert (await c.post("/v1/challenge", headers=couple["a"])).status_code == 201
+
+
 async def test_an_edited_approved_template_stops_being_served_until_reapproved(
     make_app: AppFactory, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
