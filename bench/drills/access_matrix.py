@@ -4,7 +4,10 @@
   partner's token, the own token, a counselor (admin) token}, against the expected access.
 * Prompt-injection messages cannot change the system messages sent to the model (a
   recording upstream: system messages must be exactly the rendered templates, the user's
-  text only in user-role messages) nor reach another couple's data.
+  text only in user-role messages) nor reach another couple's data. Each is sent in its
+  own session: a turn the safety layer answers privately (the learned stage has read
+  "Ignore previous instructions..." as danger) is not sent to the model, is reported
+  under ``withheld_by_safety`` and pauses only its own session.
 * The catalog's SandboxedEnvironment refuses a poisoned template (load fails, CatalogError).
 """
 
@@ -90,6 +93,13 @@ def expected(op: dict[str, Any], method: str, path: str, who: str) -> tuple[str,
         return "partner endpoint: another couple -> 404", {404}
     if who == "other_couple":  # not scoped to A's resources: B sees B's own state (404 = none yet)
         return "partner endpoint: another couple (own state)", set(range(200, 500)) - {401, 403}
+    if path.endswith("/share"):
+        # {message_id} is a message A posted and the safety check did not hold: its author
+        # reaches the handler and is told it is not held; to the partner it is no message of
+        # theirs to share
+        if who == "own":
+            return "share: own message, not held -> 409", {409}
+        return "share: the partner's message -> 404", {404}
     return f"partner endpoint: {who} -> allowed", None
 
 
@@ -118,6 +128,8 @@ async def matrix(c: httpx.AsyncClient, result: DrillResult, counselor: str, othe
     b = await new_couple(c, "Bo")
     await c.post("/v1/challenge", headers=a["a"], json={})
     sid = await new_session(c, a["a"])
+    posted = await c.post(f"/v1/sessions/{sid}/messages", json={"text": "matrix hello"}, headers=a["a"])
+    posted.raise_for_status()
     tokens: dict[str, dict[str, str]] = {
         "none": {},
         "other_couple": b["a"],
@@ -131,6 +143,7 @@ async def matrix(c: httpx.AsyncClient, result: DrillResult, counselor: str, othe
         "exercise_id": "deeper-questions",
         "template_id": "system",
         "counselor_id": other_counselor_id,
+        "message_id": posted.json()["message"]["id"],
     }
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -227,9 +240,14 @@ async def injection(c: httpx.AsyncClient, upstream: FaultUpstream, result: Drill
     result.check("other couple's secret message stored", r.status_code == 201, str(r.status_code))
     with upstream.lock:
         upstream.records.clear()
-    sid_a = await new_session(c, a["a"])
     statuses = []
+    withheld: list[str] = []  # turns the safety layer answered privately: the model is not asked
+    sids = []
     for i, text in enumerate(INJECTIONS):
+        # each in its own session, so that a safety pause on one cannot keep the others
+        # from the model
+        sid_a = await new_session(c, a["a"])
+        sids.append(sid_a)
         who = a["a"] if i % 2 == 0 else a["b"]
         r = await c.post(
             f"/v1/sessions/{sid_a}/messages",
@@ -239,12 +257,15 @@ async def injection(c: httpx.AsyncClient, upstream: FaultUpstream, result: Drill
         statuses.append(r.status_code)
         if r.status_code == 201 and secret in r.text:
             result.check("reply never carries the other couple's data", False, text)
+        if r.status_code == 201 and r.json()["reply"]["private"]:
+            safety = r.json()["message"].get("safety") or {}
+            withheld.append(f"{text[:40]!r}: {safety.get('severity')}")
     # guessing the other couple's session id from A's token
     cross = (await c.get(f"/v1/sessions/{sid_b}/messages", headers=a["a"])).status_code
     cross_post = (
         await c.post(f"/v1/sessions/{sid_b}/messages", json={"text": "hi"}, headers=a["a"])
     ).status_code
-    mine = await transcript(c, sid_a, a["a"])
+    mine = [m for sid in sids for m in await transcript(c, sid, a["a"])]
     with upstream.lock:
         records = list(upstream.records)
     allowed = allowed_system_messages()
@@ -266,13 +287,16 @@ async def injection(c: httpx.AsyncClient, upstream: FaultUpstream, result: Drill
             bad_system.append(f"unexpected role layout {roles}")
     result.notes["injection"] = {
         "statuses": statuses,
+        "withheld_by_safety": withheld,
         "upstream_requests": len(records),
         "cross_couple_get": cross,
         "cross_couple_post": cross_post,
     }
     result.check("injection turns answered", all(s == 201 for s in statuses), str(statuses))
     result.check(
-        "the model was asked for every injection turn", len(records) >= len(INJECTIONS), str(len(records))
+        "the model was asked for every injection turn the safety layer let through",
+        len(records) >= len(INJECTIONS) - len(withheld),
+        f"{len(records)} requests; withheld by safety: {withheld}",
     )
     result.check(
         "system messages are exactly the rendered templates", not bad_system, "; ".join(bad_system[:3])
