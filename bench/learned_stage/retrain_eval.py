@@ -18,6 +18,7 @@ session, round seven's on the fused one) and round nine's session test (``dec09/
 seven's heads on both) were run, and it reproduces both results files.
 
 usage: retrain_eval.py FOLDER FILE...   -> one JSON line per file; writes FOLDER/results.json
+unless it exists (a round's record is never overwritten by a later run)
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ def main() -> None:
             row = {"file": Path(f).name, **{k: figures(s, f) for k, s in stages.items()}}
             print(json.dumps(row), flush=True)
             out.append(row)
-    (folder / "results.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    record = folder / "results.json"
+    if record.exists():
+        # the round's record of its one run before the decision: a later run never replaces it
+        print(f"{record.relative_to(HERE)} exists (the round's record); not overwritten", file=sys.stderr)
+        return
+    record.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
