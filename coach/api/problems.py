@@ -152,12 +152,15 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         slug = "validation"
         if "decode" in detail.lower() or ("json" in detail.lower() and not errors):
             slug = "bad-request"
+        elif errors and all(_is_blank_text(e) for e in errors):
+            # the message schema's min_length / pattern: an empty or blank message
+            slug, detail = "message-empty", "Write something before sending."
         elif errors and all(_source(e) in _NOT_BODY for e in errors):
             # a malformed header, query or path parameter: the request, not its body
             slug = "bad-request"
             detail = "Malformed " + ", ".join(_where(e) for e in errors) + "."
         status, title = PROBLEMS[slug]
-        extra: dict[str, Any] = {"errors": errors} if errors else {}
+        extra: dict[str, Any] = {"errors": errors} if errors and slug != "message-empty" else {}
         return problem_response(status, slug, title, detail, path, **extra)
     if isinstance(exc, HTTPException):
         status = exc.status_code
@@ -181,6 +184,14 @@ _NOT_BODY = frozenset({"header", "query", "path", "cookie"})
 def _source(error: Any) -> str:
     source = error.get("source", "") if isinstance(error, dict) else ""
     return str(getattr(source, "value", source))
+
+
+def _is_blank_text(error: Any) -> bool:
+    """msgspec's answer to a ``text`` below ``MessageText``'s min_length or off its pattern."""
+    if not isinstance(error, dict) or error.get("key") != "text" or _source(error) != "body":
+        return False
+    message = str(error.get("message", ""))
+    return message.startswith(("Expected `str` of length >= 1", "Expected `str` matching regex"))
 
 
 def _where(error: dict[str, Any]) -> str:

@@ -75,13 +75,16 @@ class SessionList(msgspec.Struct):
     sessions: list[SessionOut]
 
 
-#: Checked by ``check_text``, not here, so an empty or blank message is answered with its
-#: own problem type (``/problems/message-empty``), as docs/errors.md says.
+#: The schema says what a blank message is (so generated clients can check it); the
+#: coach answers one with its own problem type, ``/problems/message-empty``
+#: (``problems.handle_exception``), and ``check_text`` catches what the pattern cannot.
 MessageText = Annotated[
     str,
     Meta(
+        min_length=1,
+        pattern=r"\S",
         description="Not empty or only white space (`/problems/message-empty`); up to "
-        "COACH_MAX_MESSAGE_CHARS (4000) characters (`/problems/message-too-long`)"
+        "COACH_MAX_MESSAGE_CHARS (4000) characters (`/problems/message-too-long`)",
     ),
 ]
 
