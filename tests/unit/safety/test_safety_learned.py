@@ -240,3 +240,31 @@ def test_loading_the_stage_keeps_numpy_blas_to_one_thread(stage: LearnedStage) -
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
     assert blas, "numpy has no BLAS threadpool threadpoolctl can see"
     assert all(p["num_threads"] == 1 for p in blas), blas
+
+
+#: The issue's own examples of what must stay none (negation, sport and games, figures of
+#: speech, reported media), as full messages, through the served system: the lexicon and
+#: the learned stage combined as the coach combines them.
+ISSUE_NONES = [
+    pytest.param(
+        "he has never hit me",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="known failure of the served stage (2026-12-06): it reads the issue's own negation "
+            "example as risk; the lexicon says none, and the stage can only raise",
+        ),
+    ),
+    "My boyfriend has never laid a finger on me.",
+    "she killed it at her presentation today",
+    "she beat me at chess again last night",
+    "this commute is killing me",
+    "I'd kill for a coffee right now",
+    "we watched a crime show where a man strangles his wife",
+]
+
+
+@pytest.mark.parametrize("text", ISSUE_NONES)
+def test_the_issues_own_hard_negatives_stay_none_with_the_stage(stage: LearnedStage, text: str) -> None:
+    lexicon = scan(text)
+    assert lexicon.severity is Severity.NONE
+    assert combine(lexicon, stage.classify(text), source="learned").severity is Severity.NONE
