@@ -106,11 +106,13 @@ def main(
         classifications: Mapping[str, Classification | None] | None = None
         stage_us: list[float] = []
         name = "model classifier"
-        lowers = args.lowers or (served.lowers and not args.lexicon and not args.classifier)
-        if args.lowers and (args.lexicon or args.classifier):
+        # no flag naming another system: the one the coach serves
+        as_served = not args.lexicon and not args.classifier
+        lowers = args.lowers or (served.lowers and as_served)
+        if args.lowers and not as_served:
             raise ValueError("--lowers is the learned stage's rule: use it without --lexicon or --classifier")
         stage = None
-        if args.learned or (served.learned and not args.lexicon and not args.classifier):
+        if args.learned or (served.learned and as_served):
             from safety.learned import DEFAULT_MODEL_DIR, LearnedStage, LearnedStageUnavailable
 
             model_dir = args.model_dir or served.model_dir or DEFAULT_MODEL_DIR
