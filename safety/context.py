@@ -118,6 +118,26 @@ def is_negated(
     return False
 
 
+def clause_start(text: str, s0: int, start: int) -> int:
+    """Where the clause holding ``start`` begins in sentence ``[s0, ...)``: after the last
+    comma or clause break ("and", "but", "because"...) before it, else the sentence's start."""
+    lo = s0
+    for m in _TOKEN.finditer(text, s0, start):
+        if m.group() in _CLAUSE_BREAKS:
+            lo = m.start()
+    return max(lo, text.rfind(",", s0, start) + 1)
+
+
+def words_outside(text: str, spans: list[tuple[int, int]]) -> int:
+    """How many words of ``text`` lie outside ``spans``."""
+    count, pos = 0, 0
+    for lo, hi in sorted(spans):
+        if lo > pos:
+            count += len(_TOKEN.findall(text, pos, lo))
+        pos = max(pos, hi)
+    return count + len(_TOKEN.findall(text, pos))
+
+
 def _new_subject(neg: Negation, toks: list[str], i: int, stop: int) -> bool:
     """A subject between the negator ``toks[i]`` and the match (before ``stop``) starts
     another clause: "I'm not safe at home, he chokes me", "I didn't, she threw a plate".

@@ -11,6 +11,8 @@ How a scan runs (linear in the length of the text):
    a text of at most that many characters is searched whole (the same matches, since
    a match never leaves its sentence and always holds a trigger word);
 4. drop matches cancelled by negation or a context (media, sport, figure of speech...);
+   a text whose only matches were negated, with fewer than :data:`NOTHING_ELSE_WORDS`
+   words outside their clauses, is ``negated_only`` (no second stage is asked about it);
 5. apply escalators (pregnancy, escalating violence, a gun at home) that raise
    ``risk`` to ``danger``;
 6. for replies (``ScanContext(source="reply")``), add the reply checks.
@@ -22,7 +24,7 @@ import re
 
 import msgspec
 
-from safety.context import Sentences, cancelled_by, is_negated, satisfied
+from safety.context import Sentences, cancelled_by, clause_start, is_negated, satisfied, words_outside
 from safety.lexicon import CompiledPattern, Lexicon, SignalRule, TriggerMap, runnable
 from safety.normalize import Normalized
 from safety.patterns import search_words
@@ -32,12 +34,14 @@ from safety.verdict import UNSAFE_REPLY, ScanContext, Signal, Verdict, make_verd
 _WORDS = re.compile(r"[a-z]+")
 _WINDOW = 300
 _DEFAULT = ScanContext()
+#: fewer words than this outside a text's negated clauses: it says nothing but the negation
+NOTHING_ELSE_WORDS = 5
 
 
 class _Text:
     """A normalised text with lazily computed word positions and sentences."""
 
-    __slots__ = ("_positions", "_windows", "ctx_cache", "norm", "sentences", "text", "words")
+    __slots__ = ("_positions", "_windows", "ctx_cache", "negated", "norm", "sentences", "text", "words")
 
     def __init__(self, norm: Normalized) -> None:
         self.norm = norm
@@ -47,6 +51,8 @@ class _Text:
         self._positions: dict[str, list[int]] = {}
         self._windows: dict[tuple[str, ...], list[tuple[int, int]]] = {}
         self.ctx_cache: dict[tuple[str, int, int, int, int], bool] = {}
+        #: each negated match's clause, from the clause's start to the match's end
+        self.negated: list[tuple[int, int]] = []
 
     def positions(self, word: str) -> list[int]:
         """Start offsets of ``word`` as a whole word."""
@@ -161,6 +167,7 @@ def _accept(lex: Lexicon, rule: SignalRule, doc: _Text, start: int, end: int) ->
         _, s0, s1 = doc.sentences.around(start)
         inside = rule.negatable == "full"
         if is_negated(lex.negation, text, s0, s1, start, end, inside=inside):
+            doc.negated.append((clause_start(text, s0, start), end))
             return []
     if cancelled_by(lex, rule.contexts, text, doc.words, doc.sentences, start, end, doc.ctx_cache):
         return []
@@ -218,6 +225,10 @@ def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Ve
     signals = run_rules(lex, doc, lex.signals, lex.trigger_map, lex.trigger_words)
     if signals:
         signals = _escalate(lex, doc, signals)
+    # "He has never hit me and never would.": a negated signal and nothing else said
+    negated_only = (
+        not signals and bool(doc.negated) and words_outside(doc.text, doc.negated) < NOTHING_ELSE_WORDS
+    )
     if ctx.source == "reply":
         carried = [
             Signal("reply.carries_signal", UNSAFE_REPLY, s.severity, s.start, s.end, s.text)
@@ -233,4 +244,4 @@ def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Ve
             lex.reply_trigger_words,
             after_disclosure=ctx.after_disclosure,
         )
-    return make_verdict(signals, lex.policy_version)
+    return make_verdict(signals, lex.policy_version, negated_only=negated_only)

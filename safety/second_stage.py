@@ -80,7 +80,12 @@ def stage_applies(verdict: Verdict, source: str, *, lowers: bool = False) -> boo
     """Whether a second stage is asked about a message, given the verdict so far: the model
     classifier while no disclosure was found; the learned stage unless the verdict is
     already danger (its danger head can raise a risk to danger, and emergency help first),
-    and always when it may lower verdicts (``lowers``; see :func:`lower`)."""
+    and always when it may lower verdicts (``lowers``; see :func:`lower`). Neither is asked
+    about a text that says nothing but a negated signal (``verdict.negated_only``: "He has
+    never hit me." is ``none``, as the issue asks; both stages read the negation as a
+    disclosure, RETRAIN.md round thirty-five)."""
+    if verdict.negated_only:
+        return False
     if source == "learned":
         return lowers or verdict.severity is not Severity.DANGER
     return not verdict.is_disclosure

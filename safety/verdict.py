@@ -43,6 +43,9 @@ class Verdict(msgspec.Struct, frozen=True):
     categories: tuple[str, ...]
     signals: tuple[Signal, ...]
     policy_version: str
+    #: the lexicon found signals only where a negation governs them and the text says
+    #: nothing else ("He has never hit me."): ``none``, and no second stage is asked
+    negated_only: bool = False
 
     @property
     def is_disclosure(self) -> bool:
@@ -74,7 +77,9 @@ class ScanContext(msgspec.Struct, frozen=True):
     after_disclosure: bool = False
 
 
-def make_verdict(signals: list[Signal] | tuple[Signal, ...], policy_version: str) -> Verdict:
+def make_verdict(
+    signals: list[Signal] | tuple[Signal, ...], policy_version: str, *, negated_only: bool = False
+) -> Verdict:
     """Build a verdict from signals (ordered by position, duplicates removed)."""
     unique = sorted(set(signals), key=lambda s: (s.start, s.end, s.id, s.category, s.severity.rank))
     severity = Severity.NONE
@@ -82,4 +87,4 @@ def make_verdict(signals: list[Signal] | tuple[Signal, ...], policy_version: str
         if sig.severity.rank > severity.rank:
             severity = sig.severity
     categories = tuple(sorted({s.category for s in unique if s.severity.rank > 0}))
-    return Verdict(severity, categories, tuple(unique), policy_version)
+    return Verdict(severity, categories, tuple(unique), policy_version, negated_only)

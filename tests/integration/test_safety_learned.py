@@ -94,6 +94,21 @@ async def test_with_the_setting_off_the_same_message_goes_to_the_model(
     assert ISOLATED in [m["text"] for m in theirs]
 
 
+async def test_a_plain_denial_is_coached_with_the_stage_on(make_app: AppFactory, redis_client: Any) -> None:
+    """The issue's own hard negative: "he has never hit me" is none. The stage read it as
+    risk (paused session, help, a private message) until round thirty-five: a text that
+    says nothing but a negated signal is not put to it."""
+    text = "He has never hit me and never would."
+    coach = Script("Thanks for telling me.")
+    with respx.mock(using="coach") as mock:
+        mock.post(COMPLETIONS).mock(side_effect=coach)
+        body, _mine, theirs = await _post(make_app(model=upstream_client(), safety_learned=True), text)
+    assert body["ready"]["safety_learned"] == "on" and len(coach.requests) == 1
+    assert body["message"]["safety"]["severity"] == "none" and body["message"]["private"] is False
+    assert body["reply"]["text"] == "Thanks for telling me." and body["session"]["status"] != "paused"
+    assert text in [m["text"] for m in theirs]
+
+
 async def test_with_the_exit_off_the_stage_still_catches_and_readyz_says_so(
     make_app: AppFactory, redis_client: Any
 ) -> None:

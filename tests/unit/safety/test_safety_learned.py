@@ -246,14 +246,8 @@ def test_loading_the_stage_keeps_numpy_blas_to_one_thread(stage: LearnedStage) -
 #: speech, reported media), as full messages, through the served system: the lexicon and
 #: the learned stage combined as the coach combines them.
 ISSUE_NONES = [
-    pytest.param(
-        "he has never hit me",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="known failure of the served stage (2026-12-06): it reads the issue's own negation "
-            "example as risk; the lexicon says none, and the stage can only raise",
-        ),
-    ),
+    "he has never hit me",
+    "He has never hit me and never would.",
     "My boyfriend has never laid a finger on me.",
     "she killed it at her presentation today",
     "she beat me at chess again last night",
@@ -265,6 +259,28 @@ ISSUE_NONES = [
 
 @pytest.mark.parametrize("text", ISSUE_NONES)
 def test_the_issues_own_hard_negatives_stay_none_with_the_stage(stage: LearnedStage, text: str) -> None:
+    """Round thirty-five: the stage read "he has never hit me" as risk until a text that
+    says nothing but a negated signal was no longer put to it (``negated_only``)."""
     lexicon = scan(text)
     assert lexicon.severity is Severity.NONE
-    assert combine(lexicon, stage.classify(text), source="learned").severity is Severity.NONE
+    served = (
+        combine(lexicon, stage.classify(text), source="learned")
+        if stage_applies(lexicon, "learned")
+        else lexicon
+    )
+    assert served.severity is Severity.NONE
+
+
+#: Disclosures that carry a negation the lexicon sets aside, with more said around it: the
+#: stage is still asked, and catches them (from spent evaluation sets, reworded).
+NEGATED_BUT_MORE_SAID = [
+    "So the thing is, he doesn't hit me. He just stands really close and blocks the door until I say sorry.",
+    "ok so he's not violent but he's broken my laptop, my phone and the bedroom door this month.",
+]
+
+
+@pytest.mark.parametrize("text", NEGATED_BUT_MORE_SAID)
+def test_a_negation_with_more_said_is_still_read_by_the_stage(stage: LearnedStage, text: str) -> None:
+    lexicon = scan(text)
+    assert not lexicon.negated_only and stage_applies(lexicon, "learned")
+    assert combine(lexicon, stage.classify(text), source="learned").is_disclosure
