@@ -106,6 +106,7 @@ ADDED_IN = {
     33: {"holdout59", "holdout60", "everyday36", "everyday37"},
     34: {"holdout61", "holdout62", "everyday38", "everyday39"},
     35: {"holdout63", "holdout64", "everyday40", "everyday41", "negation1"},
+    36: {"holdout65", "holdout66", "everyday42", "everyday43", "negation2"},
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
