@@ -40,3 +40,21 @@ def test_a_new_clause_is_not_negated_or_framed(text: str, severity: Severity) ->
 )
 def test_negation_and_frames_still_hold_within_a_clause(text: str) -> None:
     assert not scan(text).is_disclosure
+
+
+@pytest.mark.parametrize(
+    ("text", "severity"),
+    [
+        # round thirty-six: a negation before a restriction cancels it...
+        ("She never stops me seeing my friends, she actually pushes me to go out more.", Severity.NONE),
+        ("He's not stopping me from seeing my mum, we just live four hours away.", Severity.NONE),
+        ("He didn't lock me out, the door jammed and he was as annoyed as I was.", Severity.NONE),
+        # ...and one inside it is the restriction itself
+        ("I'm not allowed to leave the house without telling him where.", Severity.RISK),
+        ("He won't let me see my friends.", Severity.RISK),
+        ("He never lets me have my own money.", Severity.RISK),
+        ("She stops me from seeing my sister and I don't know why.", Severity.RISK),
+    ],
+)
+def test_a_restriction_is_negated_only_from_before_it(text: str, severity: Severity) -> None:
+    assert scan(text).severity is severity
