@@ -379,7 +379,15 @@ class Store:
         is stored, its reply may not be) or ``done`` (status and body to replay)."""
         rkey = self._idem_key(scope, key)
         mine = IdemRecord(fp=fingerprint, state="pending", nonce=secrets.token_hex(8))
-        if await self.redis.set(rkey, msgspec.json.encode(mine), nx=True, ex=PENDING_TTL):
+        try:
+            created = await self.redis.set(rkey, msgspec.json.encode(mine), nx=True, ex=PENDING_TTL)
+        except Exception:
+            # Redis may have made the claim and died before answering (bench/drills
+            # redis_restart): free it once Redis is back, or every retry with this key
+            # would be "in progress" until the claim expired
+            await self.eventually(lambda: self.idempotency_abandon(scope, key, mine.nonce), "free a key")
+            raise
+        if created:
             return True, mine
         raw = await self.redis.get(rkey)
         if raw is None:  # expired between the two calls: treat as new
@@ -419,14 +427,31 @@ class Store:
 
         await self._transaction(attempt, rkey)
 
-    async def claim_turn(self, partner_id: str, ttl_seconds: int) -> bool:
-        return bool(await self.redis.set(self.k("inflight", partner_id), "1", nx=True, ex=ttl_seconds))
+    async def claim_turn(self, partner_id: str, ttl_seconds: int) -> str | None:
+        """Claim this partner's one turn in flight: the claim's token, or None when another
+        request holds it. If Redis fails without answering, the claim may have been made:
+        it is released once Redis is back, as after any turn."""
+        key, token = self.k("inflight", partner_id), secrets.token_hex(8)
+        try:
+            claimed = await self.redis.set(key, token, nx=True, ex=ttl_seconds)
+        except Exception:
+            await self.release_turn(partner_id, token)
+            raise
+        return token if claimed else None
 
-    async def release_turn(self, partner_id: str) -> None:
-        """If the store is failing, retried in the background until it answers (the claim's
-        TTL frees the partner at the latest)."""
+    async def release_turn(self, partner_id: str, token: str) -> None:
+        """Release the claim ``token`` names (never another request's, say after this one's
+        expired). If the store is failing, retried in the background until it answers (the
+        claim's TTL frees the partner at the latest)."""
         key = self.k("inflight", partner_id)
-        await self.eventually(lambda: self.redis.delete(key), "release a turn claim")
+
+        async def attempt(pipe: Any) -> None:
+            held = await pipe.get(key)
+            pipe.multi()
+            if held == token:
+                pipe.delete(key)
+
+        await self.eventually(lambda: self._transaction(attempt, key), "release a turn claim")
 
     async def eventually(self, op: Callable[[], Awaitable[Any]], what: str) -> None:
         """Run a clean-up now; if the store fails, keep retrying it in the background for

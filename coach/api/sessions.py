@@ -309,22 +309,25 @@ class SessionController(Controller):
         return await idempotent(request, store, turn.partner.id, run)
 
     @staticmethod
-    async def _claim(store: Store, partner: Partner, settings: Settings) -> None:
-        if not await store.claim_turn(partner.id, int(settings.turn_deadline) + 15):
+    async def _claim(store: Store, partner: Partner, settings: Settings) -> str:
+        """The partner's turn claim (its token), or 409 when a turn is in flight."""
+        token = await store.claim_turn(partner.id, int(settings.turn_deadline) + 15)
+        if token is None:
             raise Problem("turn-in-progress", headers={"Retry-After": "1"})
+        return token
 
     async def _turn(
         self, turn: TurnInput, store: Store, coach: Coach, settings: Settings, found: Claim | None
     ) -> TurnResult:
         partner = turn.partner
-        await self._claim(store, partner, settings)
+        token = await self._claim(store, partner, settings)
         try:
             started = await start_turn(coach, turn, found)
             return started if isinstance(started, TurnResult) else await coach.reply(started)
         except TURN_REFUSALS as exc:
             raise turn_problem(exc) from None
         finally:
-            await store.release_turn(partner.id)
+            await store.release_turn(partner.id, token)
 
     async def _stream(
         self,
@@ -340,7 +343,7 @@ class SessionController(Controller):
         if isinstance(found, Replay):
             return replay_stream(found)
         try:
-            await self._claim(store, partner, settings)
+            token = await self._claim(store, partner, settings)
         except BaseException:
             if found is not None:
                 await found.abandon()
@@ -348,7 +351,7 @@ class SessionController(Controller):
         try:
             accepted = await start_turn(coach, turn, found)
         except BaseException as exc:
-            await store.release_turn(partner.id)
+            await store.release_turn(partner.id, token)
             if found is not None:
                 await found.abandon()
             if isinstance(exc, TURN_REFUSALS):
@@ -397,7 +400,7 @@ class SessionController(Controller):
                 log.warning("store unavailable during a streamed turn: %s", type(exc).__name__)
                 yield event("error", {"type": "store-unavailable", "detail": STORE_FAILED})
             finally:
-                await store.release_turn(partner.id)
+                await store.release_turn(partner.id, token)
                 if found is not None and not finished:
                     await found.abandon()
 

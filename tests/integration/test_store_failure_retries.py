@@ -51,9 +51,55 @@ class Outage:
                 raise redis.exceptions.ConnectionError("Connection refused")
             return delete(client, *keys)
 
+        watch = Pipeline.watch
+
+        async def failing_watch(pipe: Pipeline, *names: Any) -> Any:  # every transaction
+            if self.down:
+                raise redis.exceptions.ConnectionError("Connection refused")
+            return await watch(pipe, *names)
+
         monkeypatch.setattr(Store, "commit_turns", failing_commit)
         monkeypatch.setattr(Store, "idempotency_abandon", failing_abandon)
         monkeypatch.setattr(aioredis.Redis, "delete", failing_delete)
+        monkeypatch.setattr(Pipeline, "watch", failing_watch)
+
+
+class LostClaimAnswer:
+    """Redis makes the first claim whose key holds ``part`` (an ``idem`` key, or the
+    partner's ``inflight`` turn claim) and dies before answering; it is back after
+    ``down_for`` seconds (clean-ups fail until then)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, part: str, down_for: float = 0.5) -> None:
+        self.part, self.done, self.down_until = part, False, 0.0
+        set_, abandon, watch = aioredis.Redis.set, Store.idempotency_abandon, Pipeline.watch
+        loop = asyncio.get_running_loop
+
+        async def lossy_set(client: aioredis.Redis, name: str, *args: Any, **kw: Any) -> Any:
+            if self.down:
+                raise redis.exceptions.ConnectionError("Connection refused")
+            result = await set_(client, name, *args, **kw)
+            if kw.get("nx") and f":{part}:" in name and not self.done:
+                self.done, self.down_until = True, loop().time() + down_for
+                raise redis.exceptions.ConnectionError("Connection reset by peer")
+            return result
+
+        async def failing_abandon(store: Store, *args: Any) -> None:
+            if self.down:
+                raise redis.exceptions.ConnectionError("Connection refused")
+            await abandon(store, *args)
+
+        async def failing_watch(pipe: Pipeline, *names: Any) -> Any:
+            if self.down:
+                raise redis.exceptions.ConnectionError("Connection refused")
+            return await watch(pipe, *names)
+
+        monkeypatch.setattr(aioredis.Redis, "set", lossy_set)
+        monkeypatch.setattr(Store, "idempotency_abandon", failing_abandon)
+        monkeypatch.setattr(Pipeline, "watch", failing_watch)
+
+    @property
+    def down(self) -> bool:
+        return asyncio.get_running_loop().time() < self.down_until
 
 
 async def _session(client: AsyncTestClient[Any]) -> tuple[dict[str, Any], str]:
@@ -164,3 +210,39 @@ async def test_keys_and_turn_claims_are_freed_once_the_store_is_back(
     assert len(seen) <= 10, seen  # within ~2 s, not the claim's 60 s
     assert [m["kind"] for m in transcript] == ["message", "reply"]
     assert retry.json()["message"]["text"] == TEXT["text"]
+
+
+@pytest.mark.parametrize("part", ["idem", "inflight"])
+async def test_a_claim_redis_made_without_answering_is_freed_once_it_is_back(
+    make_app: AppFactory, redis_client: Any, monkeypatch: pytest.MonkeyPatch, part: str
+) -> None:
+    """Found by the redis_restart drill on a busy machine: Redis was killed after making a
+    claim and before answering it, so the claim outlived the crash and every retry with
+    that key was "in progress" until it expired (60 s for a key; the turn deadline + 15 s
+    for the partner's turn claim). Now the claim is freed as soon as Redis is back."""
+    async with AsyncTestClient(app=make_app()) as client:
+        c, url = await _session(client)
+        lost = LostClaimAnswer(monkeypatch, part)
+        headers = {**c["a"], "Idempotency-Key": f"unanswered-{part}"}
+        assert (await client.post(url, json=TEXT, headers=headers)).status_code == 503
+        assert lost.done
+        retry, seen = await _retry_until_201(client, url, headers)
+        transcript = (await client.get(url, headers=c["a"])).json()["messages"]
+    assert len(seen) <= 10, seen  # within ~2 s
+    assert [m["kind"] for m in transcript] == ["message", "reply"]
+    assert retry.json()["message"]["text"] == TEXT["text"]
+
+
+async def test_a_turn_claim_is_released_only_by_the_request_that_holds_it(redis_client: Any) -> None:
+    """A request whose claim expired (a turn past its deadline) must not release the claim
+    a later request of the same partner holds."""
+    store = Store(redis_client, retention_seconds=3600)
+    first = await store.claim_turn("partner-1", 30)
+    assert first is not None and await store.claim_turn("partner-1", 30) is None
+    await redis_client.delete(store.k("inflight", "partner-1"))  # the first claim expired
+    second = await store.claim_turn("partner-1", 30)
+    assert second is not None
+    await store.release_turn("partner-1", first)
+    assert await store.claim_turn("partner-1", 30) is None  # still held by the second
+    await store.release_turn("partner-1", second)
+    assert await store.claim_turn("partner-1", 30) is not None
