@@ -169,7 +169,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         detail = exc.detail if not isinstance(exc, NotFoundException) else "Not found"
         return problem_response(status, slug, title, detail, path, exc.headers)
     if is_store_error(exc):
-        log.warning("store unavailable: %s", type(exc).__name__)
+        log.warning("store unavailable: %s: %s", type(exc).__name__, exc)
         status, title = PROBLEMS["store-unavailable"]
         return problem_response(status, "store-unavailable", title, title, path, {"Retry-After": "2"})
     log.exception("unhandled error on %s", path)
