@@ -5,6 +5,7 @@ answers again."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,6 +23,25 @@ COMPLETIONS = f"{UPSTREAM}/chat/completions"
 TEXT = {"text": "Something small I appreciated today."}
 
 
+def fail_cleanups_while(monkeypatch: pytest.MonkeyPatch, down: Callable[[], bool]) -> None:
+    """While ``down()``: freeing a key and every transaction (a turn claim's release among
+    them) fail as they would with Redis gone."""
+    abandon, watch = Store.idempotency_abandon, Pipeline.watch
+
+    async def failing_abandon(store: Store, *args: Any) -> None:
+        if down():
+            raise redis.exceptions.ConnectionError("Connection refused")
+        await abandon(store, *args)
+
+    async def failing_watch(pipe: Pipeline, *names: Any) -> Any:
+        if down():
+            raise redis.exceptions.ConnectionError("Connection refused")
+        return await watch(pipe, *names)
+
+    monkeypatch.setattr(Store, "idempotency_abandon", failing_abandon)
+    monkeypatch.setattr(Pipeline, "watch", failing_watch)
+
+
 class Outage:
     """Redis 'dies' on the chosen ``commit_turns`` calls: with ``lands=True`` the write is
     made and the connection drops before the answer (so the caller cannot know); with
@@ -30,7 +50,7 @@ class Outage:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_call: int, *, lands: bool) -> None:
         self.calls = 0
         self.down = False
-        commit, abandon, delete = Store.commit_turns, Store.idempotency_abandon, aioredis.Redis.delete
+        commit, delete = Store.commit_turns, aioredis.Redis.delete
 
         async def failing_commit(store: Store, *args: Any, **kw: Any) -> Any:
             self.calls += 1
@@ -41,27 +61,14 @@ class Outage:
             self.down = True
             raise redis.exceptions.ConnectionError("Connection reset by peer")
 
-        async def failing_abandon(store: Store, *args: Any) -> None:
-            if self.down:
-                raise redis.exceptions.ConnectionError("Connection refused")
-            await abandon(store, *args)
-
         def failing_delete(client: aioredis.Redis, *keys: Any) -> Any:
             if self.down and not isinstance(client, Pipeline):
                 raise redis.exceptions.ConnectionError("Connection refused")
             return delete(client, *keys)
 
-        watch = Pipeline.watch
-
-        async def failing_watch(pipe: Pipeline, *names: Any) -> Any:  # every transaction
-            if self.down:
-                raise redis.exceptions.ConnectionError("Connection refused")
-            return await watch(pipe, *names)
-
         monkeypatch.setattr(Store, "commit_turns", failing_commit)
-        monkeypatch.setattr(Store, "idempotency_abandon", failing_abandon)
         monkeypatch.setattr(aioredis.Redis, "delete", failing_delete)
-        monkeypatch.setattr(Pipeline, "watch", failing_watch)
+        fail_cleanups_while(monkeypatch, lambda: self.down)
 
 
 class LostClaimAnswer:
@@ -71,7 +78,7 @@ class LostClaimAnswer:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, part: str, down_for: float = 0.5) -> None:
         self.part, self.done, self.down_until = part, False, 0.0
-        set_, abandon, watch = aioredis.Redis.set, Store.idempotency_abandon, Pipeline.watch
+        set_ = aioredis.Redis.set
         loop = asyncio.get_running_loop
 
         async def lossy_set(client: aioredis.Redis, name: str, *args: Any, **kw: Any) -> Any:
@@ -83,19 +90,8 @@ class LostClaimAnswer:
                 raise redis.exceptions.ConnectionError("Connection reset by peer")
             return result
 
-        async def failing_abandon(store: Store, *args: Any) -> None:
-            if self.down:
-                raise redis.exceptions.ConnectionError("Connection refused")
-            await abandon(store, *args)
-
-        async def failing_watch(pipe: Pipeline, *names: Any) -> Any:
-            if self.down:
-                raise redis.exceptions.ConnectionError("Connection refused")
-            return await watch(pipe, *names)
-
         monkeypatch.setattr(aioredis.Redis, "set", lossy_set)
-        monkeypatch.setattr(Store, "idempotency_abandon", failing_abandon)
-        monkeypatch.setattr(Pipeline, "watch", failing_watch)
+        fail_cleanups_while(monkeypatch, lambda: self.down)
 
     @property
     def down(self) -> bool:
