@@ -26,8 +26,8 @@ answers with the generic
 
 The trained layers (``data/learned/layers.npz``, float16), the heads and the thresholds
 (set on a group of training files held out of training, at the pre-declared 2%
-false-positive budget) are round thirty-two's (round twenty-five's recipe on 113 case
-files). ``python -m safety.learned_build`` builds the int8 encoder (not committed: 23 MB)
+false-positive budget) are round thirty-seven's (round twenty-five's recipe on 135 case
+files, the negation sets four times per epoch). ``python -m safety.learned_build`` builds the int8 encoder (not committed: 23 MB)
 from the published weights with the trained layers in their place, records the layers'
 sha256 in its manifest and checks the result against reference embeddings; a stage whose
 encoder was built from other weights refuses to load.

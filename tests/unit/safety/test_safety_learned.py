@@ -173,7 +173,7 @@ def test_thresholds_are_the_ones_the_latest_round_set_before_any_evaluation(stag
     """The thresholds were set on the held-out group of the training files at the
     pre-declared 2 % point (bench/learned_stage/finetune.py) and committed with the
     candidate before it was scored; the service uses them unchanged."""
-    chosen = json.loads((ROOT / "bench/learned_stage/dec32/settings.json").read_text())
+    chosen = json.loads((ROOT / "bench/learned_stage/dec37/settings.json").read_text())
     assert OPERATING_POINT == "0.02" and chosen["window"] == stage.encoder.window == 128
     assert (stage.t_pos, stage.t_danger) == (chosen["t_pos"], chosen["t_danger"])
     point = chosen["operating_points"][OPERATING_POINT]

@@ -2,11 +2,10 @@
 an ordinary message leaves after the encoder's first two layers; a disclosure the full
 stage would raise never does. Since round twenty-five the served encoder runs whole (its
 own exit let too few ordinary messages out to pass round twenty-three's rule), so these
-tests cut a copy of it after layer two and name an exit fit for it (``dec32/exit.npz``:
-round twenty-three's recipe on round thirty-two's encoder, fit after that round's
-decision; judged in round thirty-three and refused for its CPU, so not served) in a copy
-of the settings - the mechanism a
-settings.json with an ``exit`` would serve.
+tests cut a copy of it after layer two and name an exit fit for it (``dec37/exit.npz``:
+round twenty-three's recipe on round thirty-seven's encoder, fit after that round's
+decision for these tests, never judged or served) in a copy of the settings - the
+mechanism a settings.json with an ``exit`` would serve.
 Needs the built encoder (`make model`)."""
 
 from __future__ import annotations
@@ -37,13 +36,13 @@ from tests.unit.safety.test_safety_lowering import TOASTER
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES = ROOT / "tests" / "safety_cases"
-EXIT = ROOT / "bench" / "learned_stage" / "dec32"
+EXIT = ROOT / "bench" / "learned_stage" / "dec37"
 ORDINARY = [
     "I would love for us to spend more unhurried time together on the weekends.",
     "My rose today was the walk by the canal, my thorn was the printer jamming again.",
 ]
-# ordinary too, but the exit is cautious (on its calibration files about 72 % of ordinary
-# messages leave, dec32/exit.json): this one runs the whole encoder and is still none
+# ordinary too, but the exit is cautious (on its calibration files about 34 % of ordinary
+# messages leave, dec37/exit.json): this one runs the whole encoder and is still none
 STAYS = "I get anxious when you go quiet after a row, because I don't know if you're still upset with me."
 # the lexicon misses it; the full stage raises it (test_safety_learned.py)
 ISOLATED = "He says my friends are trouble so I stopped seeing them, it is easier that way."
@@ -144,11 +143,11 @@ def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
         stage.classify(TOASTER, full=True)
 
 
-@pytest.mark.parametrize("name", ["holdout57", "holdout58"])
+@pytest.mark.parametrize("name", ["holdout67", "holdout68"])
 def test_the_exit_lets_out_no_disclosure_the_whole_stage_raises(
     stages: tuple[LearnedStage, LearnedStage], name: str
 ) -> None:
-    """Round thirty-two's fresh sets (now spent; neither the encoder nor the exit was fit
+    """Round thirty-seven's fresh sets (now spent; neither the encoder nor the exit was fit
     on them): every risk or danger text the full stage raised above the lexicon is raised
     the same with the exit; and the exit did let ordinary texts of the same files out."""
     served, whole = stages
@@ -163,7 +162,9 @@ def test_the_exit_lets_out_no_disclosure_the_whole_stage_raises(
             assert combine(lexicon, served.classify(case.text), source="learned") == full, case.text
         elif case.expected is Severity.NONE and served.exit is not None:
             exited += served.exit.exits(*served.encoder.front(served.encoder.windows(case.text)))
-    assert raised >= 40 and exited >= 30
+    # this exit is cautious (34 % of ordinary calibration messages leave) and a holdout's
+    # negatives are hard ones: 21 and 25 of them left when it was fit
+    assert raised >= 40 and exited >= 15
 
 
 def test_an_encoder_cut_elsewhere_is_refused(tmp_path: Path) -> None:

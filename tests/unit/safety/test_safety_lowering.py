@@ -142,7 +142,7 @@ def test_the_stage_is_sure_only_below_its_lowering_point_on_a_text_it_reads() ->
 
 
 def test_the_lowering_point_is_round_twenty_two_s_one_percent_point(lowering_stage: LearnedStage) -> None:
-    recorded = json.loads((ROOT / "bench/learned_stage/dec32/settings.json").read_text())["lowering_points"]
+    recorded = json.loads((ROOT / "bench/learned_stage/dec37/settings.json").read_text())["lowering_points"]
     lowering = json.loads((DATA_DIR / LOWERING_FILE).read_text(encoding="utf-8"))
     assert lowering["point"] == "0.01" and lowering["points"] == recorded
     assert lowering_stage.t_lower == recorded["0.01"] < lowering_stage.t_pos
