@@ -39,6 +39,7 @@ from coach.events import EventHub
 from coach.learned import make_learned
 from coach.logs import configure
 from coach.model import CircuitBreaker, ModelClient, OpenAIClient, ResilientClient
+from coach.redis_pool import connection_pool
 from coach.reviews import ReviewStore
 from coach.settings import Settings
 from coach.store import Store
@@ -49,16 +50,7 @@ log = logging.getLogger("coach.app")
 
 def make_redis(settings: Settings) -> aioredis.Redis:
     if settings.redis_url:
-        # A blocking pool: when every connection is busy a request waits (briefly) for one
-        # instead of failing at once.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=5,
-            decode_responses=True,
-            socket_connect_timeout=2,
-            health_check_interval=15,
-        )
+        pool = connection_pool(settings.redis_url, max_connections=settings.redis_max_connections)
         return aioredis.Redis(connection_pool=pool)
     import fakeredis
 

@@ -1,0 +1,75 @@
+"""The Redis connection pool: one that hands out no connection made before a failure.
+
+redis-py's pool checks a pooled connection before handing it out, but after Redis is
+killed and restarted its idle connections to the dead server can pass that check: the
+redis_restart drill (bench/drills) saw single ``503 store-unavailable`` answers seconds
+after Redis was back, each a command sent on such a connection ("Connection closed by
+server."). When several requests took idle connections at once after a restart, all but
+one failed (``tests/integration/test_redis_pool.py``).
+
+So a command that fails for its connection (redis-py closes that connection with the
+error) starts a new *generation*: every connection made before it is reconnected by the
+next request that takes it, before that request sends anything. Nothing is retried - a
+command Redis may have carried out before dying is never sent twice - only sockets that
+may lead to a dead server are replaced. The cost is one reconnect per pooled connection
+after each failure.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+
+
+class FreshAfterFailurePool(aioredis.BlockingConnectionPool):
+    """A blocking pool (a request waits briefly for a free connection) that reconnects
+    every connection made before the latest connection failure before reusing it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.generation = 0
+        self._made_in: weakref.WeakKeyDictionary[AbstractConnection, int] = weakref.WeakKeyDictionary()
+
+    def connection_failed(self) -> None:
+        self.generation += 1
+
+    def make_connection(self) -> AbstractConnection:
+        connection: AbstractConnection = super().make_connection()  # type: ignore[no-untyped-call]
+        close = connection.disconnect
+
+        async def close_noting_failure(
+            nowait: bool = False,
+            error: Exception | None = None,
+            failure_count: int | None = None,
+            health_check_failed: bool = False,
+        ) -> None:
+            # redis-py passes the error only when a command failed on this connection
+            if error is not None:
+                self.connection_failed()
+            await close(nowait, error, failure_count, health_check_failed)
+
+        connection.disconnect = close_noting_failure  # type: ignore[method-assign]
+        return connection
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        if connection.is_connected and self._made_in.get(connection) != self.generation:
+            await connection.disconnect()
+        await super().ensure_connection(connection)
+        self._made_in[connection] = self.generation
+
+
+def connection_pool(url: str, *, max_connections: int) -> FreshAfterFailurePool:
+    """The coach's pool for ``url``: at most ``max_connections``, a request waits up to 5 s
+    for a free one, 2 s to connect, and a connection idle for 15 s is pinged before use."""
+    pool: FreshAfterFailurePool = FreshAfterFailurePool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+    )
+    return pool
