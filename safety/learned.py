@@ -27,10 +27,10 @@ answers with the generic
 The trained layers (``data/learned/layers.npz``, float16), the heads and the thresholds
 (set on a group of training files held out of training, at the pre-declared 2%
 false-positive budget) are round thirty-seven's (round twenty-five's recipe on 135 case
-files, the negation sets four times per epoch). ``python -m safety.learned_build`` builds the int8 encoder (not committed: 23 MB)
-from the published weights with the trained layers in their place, records the layers'
-sha256 in its manifest and checks the result against reference embeddings; a stage whose
-encoder was built from other weights refuses to load.
+files, the negation sets four times per epoch). ``python -m safety.learned_build`` builds
+the int8 encoder (not committed: 23 MB) from the published weights with the trained layers
+in their place, records the layers' sha256 in its manifest and checks the result against
+reference embeddings; a stage whose encoder was built from other weights refuses to load.
 Run time needs numpy, tokenizers, onnxruntime and threadpoolctl.
 
 Loading the stage limits numpy's BLAS (OpenBLAS) to one thread for the whole process:
