@@ -7,9 +7,10 @@ can only raise. ``coach safety eval`` follows the coach's own settings
 (``COACH_SAFETY_LEARNED``, ``COACH_SAFETY_LEARNED_LOWERS``, ``COACH_SAFETY_MODEL_DIR``,
 passed in as :class:`Served`); when the stage cannot load, the lexicon is measured alone,
 as the coach would then serve it, and stderr says so. ``--lexicon`` measures the lexicon
-alone; ``--learned`` insists on the stage (an error if it cannot load); ``--lowers`` as
-the coach does with ``COACH_SAFETY_LEARNED_LOWERS`` on (the stage may also lower a lexicon
-risk or danger it is sure about to concern; docs/safety.md).
+alone; ``--learned`` insists on the stage (an error if it cannot load); ``--lowers`` /
+``--no-lowers`` as the coach does with ``COACH_SAFETY_LEARNED_LOWERS`` on (the default
+since round thirty-eight: the stage may also lower a lexicon risk or danger it is sure
+about to concern, and the coach holds that message for its author) or off; docs/safety.md.
 
 ``--classifier`` measures the lexicon with the model-based second stage instead; it
 needs a model, which only the coach has, so it works as ``coach safety eval FILE
@@ -38,7 +39,7 @@ class Served(NamedTuple):
     unless ``coach safety eval`` passes its settings)."""
 
     learned: bool = True
-    lowers: bool = False
+    lowers: bool = True
     model_dir: Path | None = None
     early_exit: bool = True
 
@@ -74,8 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--lowers",
-        action="store_true",
-        help="with the learned stage: let it lower verdicts it is sure about (COACH_SAFETY_LEARNED_LOWERS)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with the learned stage: let it lower verdicts it is sure about, or not (--no-lowers); by "
+        "default as the coach serves it (COACH_SAFETY_LEARNED_LOWERS, on since round thirty-eight)",
     )
     ev.add_argument(
         "--model-dir",
@@ -108,7 +111,7 @@ def main(
         name = "model classifier"
         # no flag naming another system: the one the coach serves
         as_served = not args.lexicon and not args.classifier
-        lowers = args.lowers or (served.lowers and as_served)
+        lowers = args.lowers if args.lowers is not None else (served.lowers and as_served)
         if args.lowers and not as_served:
             raise ValueError("--lowers is the learned stage's rule: use it without --lexicon or --classifier")
         stage = None

@@ -213,7 +213,7 @@ class Health(msgspec.Struct):
     #: (it failed to load: only the lexicon scans; see the error log).
     safety_learned: str | None = None
     #: Whether that stage may lower a lexicon verdict it is sure about
-    #: (COACH_SAFETY_LEARNED_LOWERS; off by default, a counselors' decision).
+    #: (COACH_SAFETY_LEARNED_LOWERS; on by default since round thirty-eight).
     safety_learned_lowers: bool | None = None
     #: Whether that stage lets an ordinary message out after its encoder's first layers
     #: (COACH_SAFETY_LEARNED_EXIT and an exit named in settings.json; none since round

@@ -1,4 +1,5 @@
-"""Held messages through the HTTP API (``COACH_SAFETY_LEARNED_LOWERS=true``): a lexicon
+"""Held messages through the HTTP API (``COACH_SAFETY_LEARNED_LOWERS``, on by default since
+round thirty-eight; these tests build the app with the default): a lexicon
 alarm the learned stage is sure about is kept private to its author, answered with a
 private check that carries the resources (no model call, no pause), and shown to the
 session only when its author shares it. Needs `make model`."""
@@ -26,7 +27,7 @@ Client = AsyncTestClient[Litestar]
 
 
 def held_app(make_app: AppFactory) -> Litestar:
-    return make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
+    return make_app(model=upstream_client(), safety_learned=True)  # lowering: the default
 
 
 async def start(client: Client, country: str = "GB") -> tuple[dict[str, Any], str]:

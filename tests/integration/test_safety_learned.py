@@ -54,7 +54,8 @@ async def test_a_message_only_the_learned_stage_catches_is_a_private_disclosure(
         with coach_logs() as records:
             body, mine, theirs = await _post(app, ISOLATED)
     assert coach.requests == []  # no model call at all
-    assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is False
+    # lowering is on by default since round thirty-eight; the stage's raise is no lexicon alarm
+    assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_lowers"] is True
     # the setting is on by default, but since round twenty-five no exit is served
     assert body["ready"]["safety_learned_exit"] is False
     reply = body["reply"]
@@ -125,7 +126,9 @@ async def test_with_the_exit_off_the_stage_still_catches_and_readyz_says_so(
     assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_exit"] is False
     assert body["reply"]["safety"]["severity"] == "risk" and body["reply"]["private"] is True
     assert ISOLATED not in [m["text"] for m in theirs]
-    served, whole = (make_learned(True, DEFAULT_MODEL_DIR, early_exit=e)[0] for e in (True, False))
+    served, whole = (
+        make_learned(True, DEFAULT_MODEL_DIR, lowers=True, early_exit=e)[0] for e in (True, False)
+    )
     assert served is not None and whole is not None and not served.exits and not whole.exits
     stamp = body["reply"]["safety"]["policy_version"]
     assert whole.stamp == served.stamp and whole.stamp in stamp
@@ -213,7 +216,8 @@ async def _assert_a_private_alarm(app: Any, text: str) -> None:
 async def test_with_lowering_off_the_same_figure_of_speech_stays_a_private_alarm(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    await _assert_a_private_alarm(make_app(model=upstream_client(), safety_learned=True), TOASTER)
+    app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=False)
+    await _assert_a_private_alarm(app, TOASTER)
 
 
 async def test_with_lowering_on_a_disclosure_stays_private(make_app: AppFactory, redis_client: Any) -> None:

@@ -72,13 +72,14 @@ def test_coach_safety_eval_follows_the_coach_settings(
 ) -> None:
     """`coach safety eval` measures the stage the coach's settings serve: on by default (needs
     `make model`), off with COACH_SAFETY_LEARNED=false, the lexicon alone when
-    COACH_SAFETY_MODEL_DIR holds no encoder; lowering with COACH_SAFETY_LEARNED_LOWERS."""
+    COACH_SAFETY_MODEL_DIR holds no encoder; lowering by default since round thirty-eight,
+    not with COACH_SAFETY_LEARNED_LOWERS=false."""
     systems = []
     for env in (
         {},
         {"COACH_SAFETY_LEARNED": "false"},
         {"COACH_SAFETY_MODEL_DIR": str(tmp_path)},
-        {"COACH_SAFETY_LEARNED_LOWERS": "true"},
+        {"COACH_SAFETY_LEARNED_LOWERS": "false"},
     ):
         for var in ("COACH_SAFETY_LEARNED", "COACH_SAFETY_MODEL_DIR", "COACH_SAFETY_LEARNED_LOWERS"):
             monkeypatch.delenv(var, raising=False)
@@ -88,8 +89,8 @@ def test_coach_safety_eval_follows_the_coach_settings(
         data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         systems.append((data["system"], data["recall_danger"]))
     assert systems == [
-        ("lexicon + learned stage", 1.0),
-        ("lexicon", 0.5),
-        ("lexicon", 0.5),
         ("lexicon + learned stage + lowering", 1.0),
+        ("lexicon", 0.5),
+        ("lexicon", 0.5),
+        ("lexicon + learned stage", 1.0),
     ]

@@ -94,11 +94,13 @@ def test_eval_classifier_needs_the_coach(tmp_path: Path, capsys: pytest.CaptureF
     assert "coach safety eval" in capsys.readouterr().err
 
 
-def test_eval_lowers_as_the_coach_would_with_lowering_on(
+def test_eval_lowers_as_the_coach_does_by_default_and_not_with_no_lowers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`--learned --lowers` (needs `make model`): the figure of speech the lexicon raises is
-    lowered, the strangulation disclosure is not; `--lowers` alone is refused."""
+    """`--learned` (needs `make model`) lowers as the coach does by default since round
+    thirty-eight: the figure of speech the lexicon raises is lowered, the strangulation
+    disclosure is not; `--no-lowers` keeps the lexicon's alarm; `--lowers` with another
+    system is refused."""
     rows: list[dict[str, object]] = [
         {
             "text": "Our toaster is going to die by my hand this morning, third burnt slice in a row.",
@@ -113,11 +115,17 @@ def test_eval_lowers_as_the_coach_would_with_lowering_on(
     ]
     path = _write(tmp_path / "c.jsonl", rows)
     figures = {}
-    for flags in (["--learned"], ["--learned", "--lowers"]):
+    for flags in (["--learned"], ["--learned", "--lowers"], ["--learned", "--no-lowers"]):
         assert main(["eval", str(path), "--format", "json", *flags]) == 0
         data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        figures[len(flags)] = (data["false_positive_rate"], data["recall_danger"])
-    assert figures == {1: (1.0, 1.0), 2: (0.0, 1.0)}
+        figures[" ".join(flags)] = (data["false_positive_rate"], data["recall_danger"])
+    assert figures == {
+        "--learned": (0.0, 1.0),
+        "--learned --lowers": (0.0, 1.0),
+        "--learned --no-lowers": (1.0, 1.0),
+    }
+    assert main(["eval", str(path), "--format", "json"], served=Served(lowers=False)) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["false_positive_rate"] == 1.0
     assert main(["eval", str(path), "--lexicon", "--lowers"]) == 2
     assert "learned stage's rule" in capsys.readouterr().err
     assert main(["eval", str(path), "--lowers"], served=Served(learned=False)) == 2
@@ -149,23 +157,26 @@ def _last_json(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, object], s
 def test_eval_measures_what_the_coach_serves_by_default(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without a flag the figures are the served system's (lexicon + learned stage, needs
-    `make model`), the same as `--learned`; `--lexicon` gives the lexicon's alone."""
+    """Without a flag the figures are the served system's (lexicon + learned stage with
+    lowering, which then reads every text; needs `make model`), the same as `--learned`;
+    `--no-lowers` the stage reading only what the lexicon left; `--lexicon` the lexicon's
+    alone."""
     path = _write(tmp_path / "c.jsonl", SERVED_ROWS)
     runs = {}
-    for flags in ([], ["--learned"], ["--lexicon"]):
+    for flags in ([], ["--learned"], ["--no-lowers"], ["--lexicon"]):
         assert main(["eval", str(path), "--format", "json", *flags]) == 0
         data, _ = _last_json(capsys)
         runs[" ".join(flags)] = (data["system"], data["recall_danger"], data["stage_texts"])
     assert runs == {
-        "": ("lexicon + learned stage", 1.0, 2),
-        "--learned": ("lexicon + learned stage", 1.0, 2),
+        "": ("lexicon + learned stage + lowering", 1.0, 3),
+        "--learned": ("lexicon + learned stage + lowering", 1.0, 3),
+        "--no-lowers": ("lexicon + learned stage", 1.0, 2),
         "--lexicon": ("lexicon", 0.5, 0),
     }
     assert main(["eval", str(path)]) == 0
     table = capsys.readouterr().out
-    assert "system                lexicon + learned stage" in table
-    assert "learned stage         2 texts read" in table
+    assert "system                lexicon + learned stage + lowering" in table
+    assert "learned stage         3 texts read" in table
 
 
 def test_eval_falls_back_to_the_lexicon_as_the_coach_does(
