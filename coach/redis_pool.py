@@ -9,19 +9,29 @@ one failed (``tests/integration/test_redis_pool.py``).
 
 So a command that fails for its connection (redis-py closes that connection with the
 error) starts a new *generation*: every connection made before it is reconnected by the
-next request that takes it, before that request sends anything. Nothing is retried - a
-command Redis may have carried out before dying is never sent twice - only sockets that
-may lead to a dead server are replaced. The cost is one reconnect per pooled connection
-after each failure.
+next request that takes it, before that request sends anything. And a connection idle
+for longer than :data:`IDLE_CHECK_SECONDS` is first asked ``PING``; if that fails it is
+reconnected (and a new generation starts) - so a restart while the coach was idle, with
+no failed command to notice it, costs no request either. Nothing is retried - a command
+Redis may have carried out before dying is never sent twice (``PING`` changes nothing) -
+only sockets that may lead to a dead server are replaced. The cost is one reconnect per
+pooled connection after each failure, and one ``PING`` round trip when a request takes a
+connection that sat idle for a second.
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+#: A pooled connection idle longer than this is pinged before a request uses it.
+IDLE_CHECK_SECONDS = 1.0
 
 
 class FreshAfterFailurePool(aioredis.BlockingConnectionPool):
@@ -32,6 +42,7 @@ class FreshAfterFailurePool(aioredis.BlockingConnectionPool):
         super().__init__(**kwargs)
         self.generation = 0
         self._made_in: weakref.WeakKeyDictionary[AbstractConnection, int] = weakref.WeakKeyDictionary()
+        self._released_at: weakref.WeakKeyDictionary[AbstractConnection, float] = weakref.WeakKeyDictionary()
 
     def connection_failed(self) -> None:
         self.generation += 1
@@ -54,11 +65,29 @@ class FreshAfterFailurePool(aioredis.BlockingConnectionPool):
         connection.disconnect = close_noting_failure  # type: ignore[method-assign]
         return connection
 
+    async def release(self, connection: AbstractConnection) -> None:
+        self._released_at[connection] = time.monotonic()
+        await super().release(connection)
+
     async def ensure_connection(self, connection: AbstractConnection) -> None:
         if connection.is_connected and self._made_in.get(connection) != self.generation:
             await connection.disconnect()
+        elif connection.is_connected and not await self._answers_after_idling(connection):
+            self.connection_failed()
+            await connection.disconnect()
         await super().ensure_connection(connection)
         self._made_in[connection] = self.generation
+
+    async def _answers_after_idling(self, connection: AbstractConnection) -> bool:
+        """True unless the connection sat idle and does not answer a PING."""
+        released = self._released_at.get(connection)
+        if released is None or time.monotonic() - released <= IDLE_CHECK_SECONDS:
+            return True
+        try:
+            await connection.send_command("PING", check_health=False)
+            return bool(await connection.read_response() in ("PONG", b"PONG"))
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return False
 
 
 def connection_pool(url: str, *, max_connections: int) -> FreshAfterFailurePool:

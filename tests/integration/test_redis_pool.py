@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from coach import redis_pool
 from coach.redis_pool import connection_pool
 from tests.conftest import RedisServer
 
@@ -41,6 +42,27 @@ async def test_after_a_restart_no_request_is_sent_on_a_connection_to_the_dead_se
 
         assert await asyncio.gather(*(write(i) for i in range(PARALLEL))) == [True] * PARALLEL
         assert await client.mget([f"after-{i}" for i in range(PARALLEL)]) == [str(i) for i in range(PARALLEL)]
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_restart_while_the_coach_was_idle_costs_no_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing failed while Redis was down, so nothing started a new generation: the
+    connections had sat idle, so each is pinged before use and remade when it does not
+    answer (the idle time is shortened to keep the test quick)."""
+    monkeypatch.setattr(redis_pool, "IDLE_CHECK_SECONDS", 0.05)
+    server = RedisServer().start()
+    client = aioredis.Redis(connection_pool=connection_pool(server.url, max_connections=50))
+    try:
+        await fill_pool(client)
+        assert server.proc is not None
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+        server = RedisServer(port=server.port, workdir=server.dir).start()
+        await asyncio.sleep(0.1)
+        writes = await asyncio.gather(*(client.set(f"idle-{i}", i) for i in range(PARALLEL)))
+        assert writes == [True] * PARALLEL
     finally:
         await client.aclose()
         server.stop()
