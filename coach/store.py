@@ -48,6 +48,12 @@ local couple = couple_id and redis.call('GET', ARGV[2] .. couple_id) or ''
 return {partner, couple or ''}
 """
 
+# Store.release_turn in one round trip: delete the claim only if it is still this token's.
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # Store.commit_turns in one round trip: write only if the session is still the record the
 # caller based its change on; else answer the stored record (or nothing: it is gone).
 # KEYS: session, turns, events, idempotency record (or unused), [template stats].
@@ -151,6 +157,7 @@ class Store:
         self._cleanups: set[asyncio.Task[None]] = set()
         self._commit_script = self.redis.register_script(COMMIT_SCRIPT)
         self._sign_in_script = self.redis.register_script(SIGN_IN_SCRIPT)
+        self._release_script = self.redis.register_script(RELEASE_SCRIPT)
 
     # -- keys ---------------------------------------------------------------
     @staticmethod
@@ -443,15 +450,12 @@ class Store:
         """Release the claim ``token`` names (never another request's, say after this one's
         expired). If the store is failing, retried in the background until it answers (the
         claim's TTL frees the partner at the latest)."""
-        key = self.k("inflight", partner_id)
+        await self.eventually(lambda: self.release_claim(partner_id, token), "release a turn claim")
 
-        async def attempt(pipe: Any) -> None:
-            held = await pipe.get(key)
-            pipe.multi()
-            if held == token:
-                pipe.delete(key)
-
-        await self.eventually(lambda: self._transaction(attempt, key), "release a turn claim")
+    async def release_claim(self, partner_id: str, token: str) -> None:
+        """One attempt: delete the partner's turn claim if it is still ``token``'s (one round
+        trip, not a transaction: a turn runs this every time)."""
+        await self._release_script(keys=[self.k("inflight", partner_id)], args=[token])
 
     async def eventually(self, op: Callable[[], Awaitable[Any]], what: str) -> None:
         """Run a clean-up now; if the store fails, keep retrying it in the background for

@@ -5,7 +5,7 @@ answers again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -24,22 +24,20 @@ TEXT = {"text": "Something small I appreciated today."}
 
 
 def fail_cleanups_while(monkeypatch: pytest.MonkeyPatch, down: Callable[[], bool]) -> None:
-    """While ``down()``: freeing a key and every transaction (a turn claim's release among
-    them) fail as they would with Redis gone."""
-    abandon, watch = Store.idempotency_abandon, Pipeline.watch
+    """While ``down()``: freeing a key, releasing a turn claim and every transaction fail
+    as they would with Redis gone."""
 
-    async def failing_abandon(store: Store, *args: Any) -> None:
-        if down():
-            raise redis.exceptions.ConnectionError("Connection refused")
-        await abandon(store, *args)
+    def failing(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any) -> Any:
+            if down():
+                raise redis.exceptions.ConnectionError("Connection refused")
+            return await original(*args)
 
-    async def failing_watch(pipe: Pipeline, *names: Any) -> Any:
-        if down():
-            raise redis.exceptions.ConnectionError("Connection refused")
-        return await watch(pipe, *names)
+        return call
 
-    monkeypatch.setattr(Store, "idempotency_abandon", failing_abandon)
-    monkeypatch.setattr(Pipeline, "watch", failing_watch)
+    monkeypatch.setattr(Store, "idempotency_abandon", failing(Store.idempotency_abandon))
+    monkeypatch.setattr(Store, "release_claim", failing(Store.release_claim))
+    monkeypatch.setattr(Pipeline, "watch", failing(Pipeline.watch))
 
 
 class Outage:
