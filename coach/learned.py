@@ -3,8 +3,9 @@
 On by default (``COACH_SAFETY_LEARNED``). For each inbound message the lexicon did not
 already find at danger (``safety.stage_applies``), ``Coach.check_inbound`` asks this stage
 first (a few ms of CPU, local) and then, if still no disclosure and it is on, the model
-classifier. With ``COACH_SAFETY_LEARNED_LOWERS`` on (the default since round thirty-eight) it is asked about
-every inbound message and may also lower a lexicon verdict it is sure about
+classifier. With ``COACH_SAFETY_LEARNED_LOWERS`` on (the default since round
+thirty-eight) it is asked about every inbound message and may also lower a lexicon
+verdict it is sure about
 (``safety.lower``; docs/safety.md). With ``COACH_SAFETY_LEARNED_EXIT`` (on by default)
 and an exit named in settings.json (none since round twenty-five) an ordinary message
 leaves after the exit's layer when the exit head there is sure of it - except a message
