@@ -5,7 +5,10 @@ directory. The coach is never restarted.
 
 Invariants: every acknowledged turn (201 received) is in the transcript afterwards; while
 Redis is down every request gets a quick 503 problem+json (no response slower than 3 s);
-afterwards every partner can take a turn again."""
+afterwards every partner can take a turn again. Each partner also listens to its session's
+live events (``GET /v1/sessions/{id}/events``) for the whole run; at the kill each
+listener hangs up and reconnects with ``Last-Event-ID`` (503 until Redis is back): every
+acknowledged message must reach it, and no event twice."""
 
 from __future__ import annotations
 
@@ -28,6 +31,43 @@ DOWN_FOR = 3.0
 MAX_TURNS_PER_PARTNER = 300
 HANG_LIMIT = 3.0
 RECOVERY_BUDGET = 30.0
+DELIVERY_BUDGET = 10.0
+
+
+@dataclass
+class Heard:
+    """What one live listener received: texts, event ids, and each connection's status."""
+
+    texts: set[str] = field(default_factory=set)
+    ids: list[str] = field(default_factory=list)
+    connects: list[Any] = field(default_factory=list)
+    last: str | None = None
+
+
+async def listen(base_url: str, headers: dict[str, str], sid: str, heard: Heard) -> None:
+    """Follow the session's events until cancelled; resume with Last-Event-ID."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(5.0, read=None)) as lc:
+        while True:
+            hdrs = {**headers, "Accept": "text/event-stream"}
+            if heard.last is not None:
+                hdrs["Last-Event-ID"] = heard.last
+            try:
+                async with lc.stream("GET", f"/v1/sessions/{sid}/events", headers=hdrs) as r:
+                    heard.connects.append(r.status_code)
+                    if r.status_code == 200:
+                        event_id, data = None, None
+                        async for line in r.aiter_lines():
+                            if line.startswith("id:"):
+                                event_id = line[3:].strip()
+                            elif line.startswith("data:"):
+                                data = line[5:].strip()
+                            elif not line and event_id is not None and data is not None:
+                                heard.ids.append(event_id)
+                                heard.texts.add(str(json.loads(data).get("text", "")))
+                                heard.last, event_id, data = event_id, None, None
+            except httpx.HTTPError as exc:
+                heard.connects.append(type(exc).__name__)
+            await asyncio.sleep(0.5)
 
 
 @dataclass
@@ -50,6 +90,7 @@ class State:
     acked: dict[str, list[str]] = field(default_factory=dict)  # who -> acked texts
     unacked: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # who -> (text, statuses)
     sent: int = 0
+    killed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def request(c: httpx.AsyncClient, st: State, method: str, url: str, **kw: Any) -> httpx.Response | None:
@@ -121,6 +162,7 @@ async def killer(st: State, redis: Redis) -> None:
     await asyncio.sleep(KILL_AT)
     redis.kill9()
     st.killed_at = time.monotonic() - st.t0
+    st.killed.set()
     await asyncio.sleep(DOWN_FOR)
     st.restarting_at = time.monotonic() - st.t0
     await asyncio.to_thread(redis.start)
@@ -135,10 +177,23 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
             couple = await new_couple(c, f"R{i}")
             for side in ("a", "b"):
                 partners.append((f"r{i}{side}", couple[side], await new_session(c, couple[side])))
+        heard = {who: Heard() for who, _h, _sid in partners}
+        listeners = [asyncio.create_task(listen(coach.url, h, sid, heard[who])) for who, h, sid in partners]
+
+        async def hang_up_at_the_kill() -> None:
+            await st.killed.wait()
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+            listeners[:] = [
+                asyncio.create_task(listen(coach.url, h, sid, heard[who])) for who, h, sid in partners
+            ]
+
         st.t0 = time.monotonic()
         await asyncio.wait_for(
             asyncio.gather(
                 killer(st, redis),
+                hang_up_at_the_kill(),
                 prober(c, st),
                 *(partner_loop(c, st, who, h, sid) for who, h, sid in partners),
             ),
@@ -173,6 +228,22 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
             recovery[who] = None
 
         await asyncio.gather(*(recover(who, h, sid) for who, h, sid in partners))
+
+        # Live delivery: every acknowledged message reaches its partner's listener, bounded.
+        waited = time.monotonic()
+        for _ in range(int(DELIVERY_BUDGET / 0.2)):
+            if not any(set(st.acked[who]) - heard[who].texts for who, _h, _sid in partners):
+                break
+            await asyncio.sleep(0.2)
+        delivery_seconds = round(time.monotonic() - waited, 2)
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        unheard = {who: sorted(set(st.acked[who]) - heard[who].texts)[:3] for who, _h, _sid in partners}
+        unheard = {who: texts for who, texts in unheard.items() if texts}
+        heard_twice = {
+            who: len(h.ids) - len(set(h.ids)) for who, h in heard.items() if len(h.ids) != len(set(h.ids))
+        }
 
         lost: list[str] = []
         stuck: list[dict[str, Any]] = []
@@ -232,6 +303,9 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
             "recovery_statuses": {w: s[:6] for w, s in recovery_status.items() if len(s) > 1},
             "coach_pid_unchanged": coach.alive(),
             "never_acknowledged_turns": stuck,
+            "live_listener_connections": {who: h.connects for who, h in heard.items()},
+            "live_events_heard": sum(len(h.ids) for h in heard.values()),
+            "live_delivery_wait_after_recovery_s": delivery_seconds,
         }
     )
     result.check("requests were made while Redis was down", len(down) > 0)
@@ -253,6 +327,12 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
         f"{len(stuck)} turns stuck; {sum(1 for x in stuck if x['stored'])} of them stored "
         f"but never acknowledged; e.g. {json.dumps(stuck[:1])}",
     )
+    result.check(
+        "every acknowledged message reaches the partner's live listener (Last-Event-ID on reconnect)",
+        not unheard,
+        json.dumps(unheard),
+    )
+    result.check("no live event delivered twice to a listener", not heard_twice, json.dumps(heard_twice))
     result.check(
         "every partner takes a turn within 5 s after recovery (no coach restart)",
         not slow_recovery,
