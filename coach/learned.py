@@ -72,9 +72,10 @@ class LearnedClassifier:
 
 
 def make_learned(
-    enabled: bool, model_dir: Path, lowers: bool = False, early_exit: bool = True
+    enabled: bool, model_dir: Path, lowers: bool = True, early_exit: bool = True
 ) -> tuple[LearnedClassifier | None, LearnedStatus]:
-    """The stage when on and loadable; a load failure is logged and leaves the lexicon alone."""
+    """The stage when on and loadable; a load failure is logged and leaves the lexicon alone.
+    ``lowers`` and ``early_exit`` default to the coach's own defaults (coach/settings.py)."""
     if not enabled:
         return None, "off"
     try:

@@ -126,9 +126,7 @@ async def test_with_the_exit_off_the_stage_still_catches_and_readyz_says_so(
     assert body["ready"]["safety_learned"] == "on" and body["ready"]["safety_learned_exit"] is False
     assert body["reply"]["safety"]["severity"] == "risk" and body["reply"]["private"] is True
     assert ISOLATED not in [m["text"] for m in theirs]
-    served, whole = (
-        make_learned(True, DEFAULT_MODEL_DIR, lowers=True, early_exit=e)[0] for e in (True, False)
-    )
+    served, whole = (make_learned(True, DEFAULT_MODEL_DIR, early_exit=e)[0] for e in (True, False))
     assert served is not None and whole is not None and not served.exits and not whole.exits
     stamp = body["reply"]["safety"]["policy_version"]
     assert whole.stamp == served.stamp and whole.stamp in stamp
