@@ -147,7 +147,18 @@ class Redis:
         stop_group(self.proc, signal.SIGKILL)
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the server stops answering but keeps its sockets (a hung Redis, or a
+        partition that drops packets); the kernel still accepts new connections."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        self.resume()  # a stopped server would hold SIGTERM until continued
         stop_group(self.proc)
         self.proc = None
 
@@ -263,6 +274,8 @@ class Faults:
     die_midway: float = 0.0
     hang_seconds: float = 8.0
     latency: float = 0.01
+    #: the pause after each streamed word (the reply has 17): how long a stream stays open
+    token_pause: float = 0.002
 
 
 class FaultUpstream:
@@ -426,7 +439,7 @@ class FaultUpstream:
             data = f"data: {json.dumps(chunk)}\n\n".encode()
             w.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             await w.drain()
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(self.faults.token_pause)
         done = b"data: [DONE]\n\n"
         w.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
         await w.drain()

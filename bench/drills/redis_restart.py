@@ -8,7 +8,14 @@ Redis is down every request gets a quick 503 problem+json (no response slower th
 afterwards every partner can take a turn again. Each partner also listens to its session's
 live events (``GET /v1/sessions/{id}/events``) for the whole run; at the kill each
 listener hangs up and reconnects with ``Last-Event-ID`` (503 until Redis is back): every
-acknowledged message must reach it, and no event twice."""
+acknowledged message must reach it, and no event twice.
+
+Every second turn is streamed (``Accept: text/event-stream``), and the fake upstream
+streams each reply over about half a second, so streams are open when Redis dies. A
+stream whose reply cannot be saved must end at once with an ``error`` event (no hang); a
+retry with its ``Idempotency-Key`` must finish the turn with ``done``; and every
+acknowledged message must have exactly one coach reply in the transcript, the one its
+``done`` carried (the ``delta`` and ``replace`` events add up to it)."""
 
 from __future__ import annotations
 
@@ -22,16 +29,33 @@ from typing import Any
 
 import httpx
 
-from bench.drills.common import Coach, DrillResult, FaultUpstream, Redis, new_couple, new_session, transcript
+from bench.drills.common import (
+    Coach,
+    DrillResult,
+    Faults,
+    FaultUpstream,
+    Redis,
+    new_couple,
+    new_session,
+    transcript,
+)
 
 COUPLES = 5
 RUN_SECONDS = 20.0
 KILL_AT = 6.0
 DOWN_FOR = 3.0
+#: ``redis_stall``: how long Redis is stopped (SIGSTOP) instead of killed
+STALL_FOR = 4.0
 MAX_TURNS_PER_PARTNER = 300
 HANG_LIMIT = 3.0
 RECOVERY_BUDGET = 30.0
 DELIVERY_BUDGET = 10.0
+#: every STREAM_EVERY-th turn of a partner is streamed
+STREAM_EVERY = 2
+#: the fake upstream's pause after each of its reply's 17 words: a stream is open ~0.5 s
+TOKEN_PAUSE = 0.03
+#: no streamed attempt may stay open longer than its reply's pacing and HANG_LIMIT
+STREAM_LIMIT = HANG_LIMIT + 17 * TOKEN_PAUSE
 
 
 @dataclass
@@ -78,6 +102,21 @@ class Attempt:
     ctype: str
     problem: str | None
     path: str
+    stream: bool = False
+
+
+@dataclass
+class StreamTurn:
+    """One streamed turn, over all its attempts (one Idempotency-Key)."""
+
+    who: str
+    text: str
+    #: per attempt: "done", "error:<type>", "cut" (ended without either), "<status> <problem>", "net:<error>"
+    outcomes: list[str] = field(default_factory=list)
+    acked: bool = False  # a `message` event arrived: the message is stored
+    reply: str | None = None  # the text the `done` event carried
+    shown: str | None = None  # what the `delta` / `replace` events added up to by then
+    longest: float = 0.0
 
 
 @dataclass
@@ -90,6 +129,7 @@ class State:
     acked: dict[str, list[str]] = field(default_factory=dict)  # who -> acked texts
     unacked: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # who -> (text, statuses)
     sent: int = 0
+    streams: list[StreamTurn] = field(default_factory=list)
     killed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -113,6 +153,53 @@ async def request(c: httpx.AsyncClient, st: State, method: str, url: str, **kw: 
     return r
 
 
+async def post_stream(
+    c: httpx.AsyncClient, st: State, url: str, turn: StreamTurn, key: str, headers: dict[str, str]
+) -> httpx.Response | None:
+    """One streamed attempt, read to its end; the response when it ended with ``done``."""
+    start = time.monotonic()
+    hdrs = {**headers, "Idempotency-Key": key, "Accept": "text/event-stream"}
+    status: Any = None
+    ctype, problem, outcome, done = "", None, "cut", None
+    try:
+        async with c.stream("POST", url, json={"text": turn.text}, headers=hdrs) as r:
+            status, ctype = r.status_code, r.headers.get("content-type", "")
+            if r.status_code != 201:
+                await r.aread()
+                if "problem+json" in ctype:
+                    try:
+                        problem = r.json().get("type")
+                    except ValueError:
+                        problem = "unparseable"
+                outcome = f"{r.status_code} {problem}"
+            else:
+                event, shown = "", ""
+                async for line in r.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:") and event:
+                        data = json.loads(line[5:])
+                        if event == "message":
+                            turn.acked = True
+                        elif event == "delta":
+                            shown += data.get("text", "")
+                        elif event == "replace":
+                            shown = data.get("text", "")
+                        elif event == "done":
+                            turn.reply, turn.shown = (data.get("reply") or {}).get("text"), shown
+                            outcome, done = "done", r
+                        elif event == "error":
+                            outcome = f"error:{data.get('type')}"
+                        event = ""
+    except httpx.HTTPError as exc:
+        status = outcome = f"net:{type(exc).__name__}"
+    took = time.monotonic() - start
+    st.attempts.append(Attempt(start - st.t0, took, status, ctype, problem, url, stream=True))
+    turn.outcomes.append(outcome)
+    turn.longest = max(turn.longest, took)
+    return done
+
+
 async def partner_loop(c: httpx.AsyncClient, st: State, who: str, headers: dict[str, str], sid: str) -> None:
     st.acked[who] = []
     st.unacked[who] = []
@@ -123,15 +210,17 @@ async def partner_loop(c: httpx.AsyncClient, st: State, who: str, headers: dict[
         key = str(uuid.uuid4())
         st.sent += 1
         seen: list[Any] = []
+        streamed = StreamTurn(who, text) if j % STREAM_EVERY == STREAM_EVERY - 1 else None
+        if streamed is not None:
+            st.streams.append(streamed)
+        url = f"/v1/sessions/{sid}/messages"
         for _ in range(40):  # retries with the same key, bounded in count and time
-            r = await request(
-                c,
-                st,
-                "POST",
-                f"/v1/sessions/{sid}/messages",
-                json={"text": text},
-                headers={**headers, "Idempotency-Key": key},
-            )
+            if streamed is not None:
+                r = await post_stream(c, st, url, streamed, key, headers)
+            else:
+                r = await request(
+                    c, st, "POST", url, json={"text": text}, headers={**headers, "Idempotency-Key": key}
+                )
             seen.append(st.attempts[-1].problem or st.attempts[-1].status)
             if r is not None and r.status_code == 201:
                 st.acked[who].append(text)
@@ -169,7 +258,17 @@ async def killer(st: State, redis: Redis) -> None:
     st.restarted_at = time.monotonic() - st.t0
 
 
-async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
+async def staller(st: State, redis: Redis) -> None:
+    """``redis_stall``: Redis stops answering (its sockets stay open) and then goes on."""
+    await asyncio.sleep(KILL_AT)
+    redis.pause()
+    st.killed_at = time.monotonic() - st.t0
+    await asyncio.sleep(STALL_FOR)
+    redis.resume()
+    st.restarting_at = st.restarted_at = time.monotonic() - st.t0
+
+
+async def drive(coach: Coach, redis: Redis, result: DrillResult, *, stall: bool = False) -> None:
     st = State()
     async with httpx.AsyncClient(base_url=coach.url, timeout=httpx.Timeout(15.0)) as c:
         partners: list[tuple[str, dict[str, str], str]] = []
@@ -181,6 +280,8 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
         listeners = [asyncio.create_task(listen(coach.url, h, sid, heard[who])) for who, h, sid in partners]
 
         async def hang_up_at_the_kill() -> None:
+            if stall:
+                return  # through a stall the listeners stay connected
             await st.killed.wait()
             for task in listeners:
                 task.cancel()
@@ -192,7 +293,7 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
         st.t0 = time.monotonic()
         await asyncio.wait_for(
             asyncio.gather(
-                killer(st, redis),
+                (staller if stall else killer)(st, redis),
                 hang_up_at_the_kill(),
                 prober(c, st),
                 *(partner_loop(c, st, who, h, sid) for who, h, sid in partners),
@@ -248,10 +349,19 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
         lost: list[str] = []
         stuck: list[dict[str, Any]] = []
         dupes = 0
+        #: acknowledged message -> the texts of the coach's replies to it in the transcript
+        replies: dict[str, list[str]] = {}
         for who, h, sid in partners:
             msgs = await transcript(c, sid, h)
             counts = collections.Counter(m["text"] for m in msgs if m["author"] == "partner")
-            lost.extend(t for t in st.acked[who] if counts.get(t, 0) == 0)
+            # a stream's `message` event acknowledges its message, even if no `done` followed
+            acked = set(st.acked[who]) | {t.text for t in st.streams if t.who == who and t.acked}
+            lost.extend(t for t in acked if counts.get(t, 0) == 0)
+            ids = {m["id"]: m["text"] for m in msgs if m["author"] == "partner" and m["text"] in acked}
+            replies.update({text: [] for text in ids.values()})
+            for m in msgs:
+                if m["kind"] == "reply" and m.get("in_reply_to") in ids:
+                    replies[ids[m["in_reply_to"]]].append(m["text"])
             for text, seen in st.unacked[who]:
                 stuck.append(
                     {
@@ -265,18 +375,48 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
             dupes += sum(n - 1 for n in counts.values() if n > 1)
 
     assert st.killed_at is not None and st.restarted_at is not None and st.restarting_at is not None
+    down_word = "stalled" if stall else "down"
+    fault = f"SIGSTOP for {STALL_FOR:.0f} s" if stall else f"SIGKILL, restarted {DOWN_FOR:.0f} s later"
+    when = "stopped answering" if stall else "died"
+    late_answer = "; or the answer once Redis goes on" if stall else ""
     # "Down" ends when the new process is spawned: from then on a request may see it up.
     down = [a for a in st.attempts if st.killed_at <= a.started < st.restarting_at]
     up = [a for a in st.attempts if a.started < st.killed_at or a.started >= st.restarted_at + 1.0]
-    down_max = max((a.latency for a in down), default=0.0)
+    # Every request open at any time during the fault, including those sent before it
+    # (streams are held to their own limit below).
+    in_flight = [
+        a
+        for a in st.attempts
+        if not a.stream and a.started < st.restarting_at and a.started + a.latency > st.killed_at
+    ]
+    down_max = max((a.latency for a in in_flight), default=0.0)
+    # A stalled Redis answers a command sent during the stall once it goes on again: the
+    # request then gets its ordinary answer (a 201, or 409 while the turn claim of an
+    # attempt that failed is still to be released).
     down_bad = [
-        a for a in down if a.path != "/healthz" and not (a.status == 503 and "problem+json" in a.ctype)
+        a
+        for a in down
+        if a.path != "/healthz"
+        and not (a.status == 503 and "problem+json" in a.ctype)
+        and not (
+            stall
+            and isinstance(a.status, int)
+            and a.status < 500
+            and a.started + a.latency >= st.restarting_at
+        )
     ]
     post_restart_5xx = [
         a
         for a in st.attempts
         if a.started >= st.restarted_at + 1.0 and isinstance(a.status, int) and a.status >= 500
     ]
+    not_one_reply = {text: len(r) for text, r in replies.items() if len(r) != 1}
+    cut = [t for t in st.streams if any(o.startswith(("error", "cut")) for o in t.outcomes)]
+    just_stopped = [t for t in st.streams if "cut" in t.outcomes]
+    unfinished = [t for t in st.streams if t.acked and t.reply is None]
+    slow_streams = [t for t in st.streams if t.longest > STREAM_LIMIT]
+    done_not_stored = [t.text for t in st.streams if t.reply is not None and replies.get(t.text) != [t.reply]]
+    shown_differs = [t.text for t in st.streams if t.reply is not None and t.shown != t.reply]
     result.sent = st.sent + len(partners)
     result.acknowledged = sum(len(v) for v in st.acked.values())
     result.lost = len(lost)
@@ -286,6 +426,7 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
     result.notes.update(
         {
             "redis": "appendonly yes, appendfsync always",
+            "fault": fault,
             "killed_at_s": round(st.killed_at, 2),
             "restarted_at_s": round(st.restarted_at, 2),
             "requests_while_down": len(down),
@@ -306,16 +447,22 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
             "live_listener_connections": {who: h.connects for who, h in heard.items()},
             "live_events_heard": sum(len(h.ids) for h in heard.values()),
             "live_delivery_wait_after_recovery_s": delivery_seconds,
+            "streamed_turns": len(st.streams),
+            "stream_attempt_outcomes": dict(collections.Counter(o for t in st.streams for o in t.outcomes)),
+            "streams_cut_by_the_restart": [
+                {"text": t.text, "outcomes": t.outcomes, "longest_s": round(t.longest, 2)} for t in cut[:6]
+            ],
+            "longest_stream_attempt_s": round(max((t.longest for t in st.streams), default=0.0), 2),
         }
     )
-    result.check("requests were made while Redis was down", len(down) > 0)
+    result.check(f"requests were made while Redis was {down_word}", len(down) > 0)
     result.check(
-        f"no request hangs > {HANG_LIMIT}s while Redis is down",
+        f"no request open while Redis is {down_word} takes > {HANG_LIMIT}s",
         down_max <= HANG_LIMIT,
         f"max {down_max:.2f}s",
     )
     result.check(
-        "while down: 503 problem+json (healthz excepted)",
+        f"while {down_word}: 503 problem+json (healthz excepted{late_answer})",
         not down_bad,
         "; ".join(f"{a.path} {a.status} {a.ctype} {a.latency:.2f}s" for a in down_bad[:4]),
     )
@@ -326,6 +473,36 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
         not stuck,
         f"{len(stuck)} turns stuck; {sum(1 for x in stuck if x['stored'])} of them stored "
         f"but never acknowledged; e.g. {json.dumps(stuck[:1])}",
+    )
+    result.check(
+        f"streams were open when Redis {when} (some ended with an error or were cut)",
+        bool(cut),
+        f"{len(cut)} of {len(st.streams)} streamed turns",
+    )
+    result.check(
+        "every stream ends with `done` or an `error` event (none just stops)",
+        not just_stopped,
+        "; ".join(f"{t.text} {t.outcomes[:4]}" for t in just_stopped[:3]),
+    )
+    result.check(
+        f"no streamed attempt stays open past its reply's pacing + {HANG_LIMIT:.0f} s",
+        not slow_streams,
+        "; ".join(f"{t.text} {t.longest:.2f}s {t.outcomes}" for t in slow_streams[:3]),
+    )
+    result.check(
+        "every stream that acknowledged its message ends with `done` on retry with its key",
+        not unfinished,
+        "; ".join(f"{t.text} {t.outcomes[-4:]}" for t in unfinished[:3]),
+    )
+    result.check(
+        "every acknowledged message has exactly one coach reply in the transcript",
+        not not_one_reply,
+        json.dumps(dict(list(not_one_reply.items())[:4])),
+    )
+    result.check(
+        "the reply each `done` carried is the one stored, and what the stream showed",
+        not done_not_stored and not shown_differs,
+        f"not stored: {done_not_stored[:3]}; shown otherwise: {shown_differs[:3]}",
     )
     result.check(
         "every acknowledged message reaches the partner's live listener (Last-Event-ID on reconnect)",
@@ -347,17 +524,20 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult) -> None:
     result.check("coach process still up (never restarted)", coach.alive())
 
 
-def run() -> DrillResult:
-    result = DrillResult("redis_restart")
+def run(*, stall: bool = False) -> DrillResult:
+    """``redis_restart`` (Redis killed and started again), or with ``stall`` ``redis_stall``
+    (Redis stopped with SIGSTOP and continued: a hung server or a partition)."""
+    name = "redis_stall" if stall else "redis_restart"
+    result = DrillResult(name)
     started = time.monotonic()
     redis = Redis(appendonly=True, fsync="always")
-    upstream = FaultUpstream()
+    upstream = FaultUpstream(Faults(token_pause=TOKEN_PAUSE))
     coach: Coach | None = None
     try:
         redis.start()
         upstream.start()
-        coach = Coach(redis.url, upstream.base_url, "redis_restart").start()
-        asyncio.run(drive(coach, redis, result))
+        coach = Coach(redis.url, upstream.base_url, name).start()
+        asyncio.run(drive(coach, redis, result, stall=stall))
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
