@@ -46,17 +46,33 @@ from coach.store import Store
 from safety.learned import DEFAULT_MODEL_DIR
 
 log = logging.getLogger("coach.app")
+#: how long the event hub's one ``XREAD`` waits for new events before asking again
+HUB_BLOCK_MS = 30_000
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
     if settings.redis_url:
-        pool = connection_pool(settings.redis_url, max_connections=settings.redis_max_connections)
+        pool = connection_pool(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            socket_timeout=settings.redis_timeout,
+        )
         return aioredis.Redis(connection_pool=pool)
     import fakeredis
 
     log.warning("COACH_REDIS_URL is not set: using an in-process store; nothing is persisted")
     redis: aioredis.Redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     return redis
+
+
+def make_hub_redis(settings: Settings, url: str) -> aioredis.Redis:
+    """The event hub's own client: its ``XREAD`` waits up to :data:`HUB_BLOCK_MS` for new
+    events, far longer than a request's command may take (``COACH_REDIS_TIMEOUT``), so it
+    reads on a connection whose timeout allows for the wait."""
+    pool = connection_pool(
+        url, max_connections=2, socket_timeout=HUB_BLOCK_MS / 1000 + settings.redis_timeout
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def make_model(settings: Settings) -> ModelClient | None:
@@ -114,6 +130,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or Settings.from_env()
     configure(settings.log_level)
+    given_redis = redis is not None
     redis = redis if redis is not None else make_redis(settings)
     store = Store(redis, retention_seconds=settings.retention_days * 86400)
     catalog = load_catalog(settings.prompts_dir)
@@ -140,7 +157,10 @@ def create_app(
         classifier=classifier,
         learned=learned,
     )
-    hub = EventHub(store)
+    hub_redis = redis  # a client given by the caller (the tests) serves the hub as well
+    if settings.redis_url and not given_redis:
+        hub_redis = make_hub_redis(settings, settings.redis_url)
+    hub = EventHub(store, redis=hub_redis, block_ms=HUB_BLOCK_MS)
     clock = today or (lambda: dt.datetime.now(dt.UTC).date())
 
     @asynccontextmanager
@@ -154,6 +174,8 @@ def create_app(
                 await classifier.aclose()
             if learned is not None:
                 learned.close()
+            if hub_redis is not redis:
+                await hub_redis.aclose()
             await redis.aclose()
 
     def const(value: Any) -> Provide:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
+import redis.asyncio as aioredis
 
 from coach.records import Turn
 from coach.store import Store
@@ -45,8 +46,10 @@ class _Listener:
 
 
 class EventHub:
-    def __init__(self, store: Store, *, block_ms: int = 30_000) -> None:
+    def __init__(self, store: Store, *, redis: aioredis.Redis | None = None, block_ms: int = 30_000) -> None:
         self.store = store
+        #: the client the hub's blocking read uses (the store's unless given one)
+        self.redis = redis if redis is not None else store.redis
         self.block_ms = block_ms
         self.listeners: dict[str, set[_Listener]] = {}
         self.cursors: dict[str, str] = {}
@@ -92,10 +95,12 @@ class EventHub:
     async def _run(self) -> None:
         wake_cursor = "$"
         while self.listeners:
-            streams = {self.store.k("session", sid, "events"): cur for sid, cur in self.cursors.items()}
+            streams: dict[Any, Any] = {
+                self.store.k("session", sid, "events"): cur for sid, cur in self.cursors.items()
+            }
             streams[self.wake_key] = wake_cursor
             try:
-                result = await self.store.redis.xread(streams, block=self.block_ms, count=500)
+                result: Any = await self.redis.xread(streams, block=self.block_ms, count=500)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -17,6 +17,12 @@ Redis may have carried out before dying is never sent twice (``PING`` changes no
 only sockets that may lead to a dead server are replaced. The cost is one reconnect per
 pooled connection after each failure, and one ``PING`` round trip when a request takes a
 connection that sat idle for a second.
+
+A Redis that stops answering without closing its sockets (a hung server, a network
+partition; the redis_stall drill stops it with SIGSTOP) is bounded by the socket timeout:
+a command waits at most that long, fails, and the request answers 503. An idle
+connection whose ``PING`` times out fails the request at once rather than being remade
+and tried again, so such a request waits one timeout, not two.
 """
 
 from __future__ import annotations
@@ -86,19 +92,26 @@ class FreshAfterFailurePool(aioredis.BlockingConnectionPool):
         try:
             await connection.send_command("PING", check_health=False)
             return await connection.read_response() in ("PONG", b"PONG")
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except RedisTimeoutError:
+            # Redis is there but not answering: a new connection would wait as long again.
+            self.connection_failed()
+            await connection.disconnect()
+            raise
+        except (RedisConnectionError, OSError):
             return False
 
 
-def connection_pool(url: str, *, max_connections: int) -> FreshAfterFailurePool:
+def connection_pool(url: str, *, max_connections: int, socket_timeout: float) -> FreshAfterFailurePool:
     """The coach's pool for ``url``: at most ``max_connections``, a request waits up to 5 s
-    for a free one and 2 s to connect. No redis-py health check: the idle ``PING`` above
-    does its work before a request sends anything."""
+    for a free one and 2 s to connect, and a command fails after ``socket_timeout`` seconds
+    without an answer. No redis-py health check: the idle ``PING`` above does its work
+    before a request sends anything."""
     pool: FreshAfterFailurePool = FreshAfterFailurePool.from_url(
         url,
         max_connections=max_connections,
         timeout=5,
         decode_responses=True,
         socket_connect_timeout=2,
+        socket_timeout=socket_timeout,
     )
     return pool

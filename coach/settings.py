@@ -38,6 +38,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "COACH_REDIS_MAX_CONNECTIONS",
         "Redis connection pool size; a request waits for a free connection (up to 5 s).",
     ),
+    "redis_timeout": (
+        "COACH_REDIS_TIMEOUT",
+        "Seconds Redis may take to answer a command; then the request fails fast with 503 "
+        "store-unavailable instead of hanging on a stalled or unreachable Redis.",
+    ),
     "model_base_url": (
         "COACH_MODEL_BASE_URL",
         "OpenAI-compatible API base URL (OpenAI, vLLM, Ollama, llama.cpp). Empty: offline.",
@@ -139,6 +144,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     redis_url: str | None = None
     redis_max_connections: int = 256
+    redis_timeout: float = 2.0
     model_base_url: str | None = None
     model_api_key: str | None = None
     model: str = "gpt-4o-mini"
