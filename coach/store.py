@@ -392,7 +392,9 @@ class Store:
             # Redis may have made the claim and died before answering (bench/drills
             # redis_restart): free it once Redis is back, or every retry with this key
             # would be "in progress" until the claim expired
-            await self.eventually(lambda: self.idempotency_abandon(scope, key, mine.nonce), "free a key")
+            await self.eventually(
+                lambda: self.idempotency_abandon(scope, key, mine.nonce), "free a key", wait=False
+            )
             raise
         if created:
             return True, mine
@@ -442,34 +444,42 @@ class Store:
         try:
             claimed = await self.redis.set(key, token, nx=True, ex=ttl_seconds)
         except Exception:
-            await self.release_turn(partner_id, token)
+            await self.release_turn(partner_id, token, wait=False)
             raise
         return token if claimed else None
 
-    async def release_turn(self, partner_id: str, token: str) -> None:
+    async def release_turn(self, partner_id: str, token: str, *, wait: bool = True) -> None:
         """Release the claim ``token`` names (never another request's, say after this one's
         expired). If the store is failing, retried in the background until it answers (the
-        claim's TTL frees the partner at the latest)."""
-        await self.eventually(lambda: self.release_claim(partner_id, token), "release a turn claim")
+        claim's TTL frees the partner at the latest); see :meth:`eventually` for ``wait``."""
+        release = lambda: self.release_claim(partner_id, token)  # noqa: E731
+        await self.eventually(release, "release a turn claim", wait=wait)
 
     async def release_claim(self, partner_id: str, token: str) -> None:
         """One attempt: delete the partner's turn claim if it is still ``token``'s (one round
         trip, not a transaction: a turn runs this every time)."""
         await self._release_script(keys=[self.k("inflight", partner_id)], args=[token])
 
-    async def eventually(self, op: Callable[[], Awaitable[Any]], what: str) -> None:
+    async def eventually(self, op: Callable[[], Awaitable[Any]], what: str, *, wait: bool = True) -> None:
         """Run a clean-up now; if the store fails, keep retrying it in the background for
-        up to ``CLEANUP_SECONDS`` so a Redis restart does not leave keys stuck."""
-        try:
-            await op()
-            return
-        except Exception:
-            log.warning("could not %s; retrying in the background", what)
+        up to ``CLEANUP_SECONDS`` so a Redis restart does not leave keys stuck. With
+        ``wait=False`` (the request's own store call just failed) even the first try is made
+        in the background: on a Redis that stopped answering it could take a whole
+        ``COACH_REDIS_TIMEOUT``, and the failed request should answer at once."""
+        if wait:
+            try:
+                await op()
+                return
+            except Exception:
+                log.warning("could not %s; retrying in the background", what)
 
         async def retry() -> None:
             deadline = time.monotonic() + CLEANUP_SECONDS
+            first = not wait
             while time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
+                if not first:
+                    await asyncio.sleep(0.5)
+                first = False
                 try:
                     await op()
                     return

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 
-from coach.api.problems import Problem
+from coach.api.problems import Problem, is_store_error
 from coach.store import IdempotencyConflict, IdempotencyInProgress, Receipt, Store, new_id
 
 HEADER = "idempotency-key"
@@ -41,13 +41,14 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     async def finish(self, status: int, body: bytes) -> None:
         await self.store.idempotency_finish(self.scope, self.key, self.fingerprint, status, body)
 
-    async def abandon(self) -> None:
-        """Free the key for a retry (in the background if the store is failing). A key
-        whose message is stored stays: the retry resumes the turn."""
+    async def abandon(self, *, wait: bool = True) -> None:
+        """Free the key for a retry (in the background if the store is failing, or at once
+        with ``wait=False``: see :meth:`Store.eventually`). A key whose message is stored
+        stays: the retry resumes the turn."""
         if self.resumed:
             return
         store, scope, key, nonce = self.store, self.scope, self.key, self.nonce
-        await store.eventually(lambda: store.idempotency_abandon(scope, key, nonce), "free a key")
+        await store.eventually(lambda: store.idempotency_abandon(scope, key, nonce), "free a key", wait=wait)
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -105,9 +106,9 @@ async def idempotent(
         return replay_response(found)
     try:
         status, body = await run(found)
-    except BaseException:
+    except BaseException as exc:
         if found is not None:
-            await found.abandon()
+            await found.abandon(wait=not is_store_error(exc))
         raise
     encoded = msgspec.json.encode(body)
     if found is not None:

@@ -200,7 +200,7 @@ def _where(error: dict[str, Any]) -> str:
     return f"{source} {key.replace('_', '-') if source == 'header' else key}".strip()
 
 
-def is_store_error(exc: Exception) -> bool:
+def is_store_error(exc: BaseException) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 

@@ -321,13 +321,17 @@ class SessionController(Controller):
     ) -> TurnResult:
         partner = turn.partner
         token = await self._claim(store, partner, settings)
+        store_failed = False
         try:
             started = await start_turn(coach, turn, found)
             return started if isinstance(started, TurnResult) else await coach.reply(started)
         except TURN_REFUSALS as exc:
             raise turn_problem(exc) from None
+        except Exception as exc:
+            store_failed = is_store_error(exc)
+            raise
         finally:
-            await store.release_turn(partner.id, token)
+            await store.release_turn(partner.id, token, wait=not store_failed)
 
     async def _stream(
         self,
@@ -344,16 +348,16 @@ class SessionController(Controller):
             return replay_stream(found)
         try:
             token = await self._claim(store, partner, settings)
-        except BaseException:
+        except BaseException as exc:
             if found is not None:
-                await found.abandon()
+                await found.abandon(wait=not is_store_error(exc))
             raise
         try:
             accepted = await start_turn(coach, turn, found)
         except BaseException as exc:
-            await store.release_turn(partner.id, token)
+            await store.release_turn(partner.id, token, wait=not is_store_error(exc))
             if found is not None:
-                await found.abandon()
+                await found.abandon(wait=not is_store_error(exc))
             if isinstance(exc, TURN_REFUSALS):
                 raise turn_problem(exc) from None
             raise
@@ -366,7 +370,7 @@ class SessionController(Controller):
                 n += 1
                 return ServerSentEventMessage(data=msgspec.json.encode(payload).decode(), event=kind, id=n)
 
-            finished = False
+            finished = store_failed = False
 
             async def done(result: TurnResult) -> ServerSentEventMessage:
                 nonlocal finished
@@ -398,11 +402,13 @@ class SessionController(Controller):
                 # The reply could not be saved: say so in the stream (the 201 is long sent).
                 # The message is stored; a retry with the same Idempotency-Key completes it.
                 log.warning("store unavailable during a streamed turn: %s", type(exc).__name__)
+                store_failed = True
                 yield event("error", {"type": "store-unavailable", "detail": STORE_FAILED})
             finally:
-                await store.release_turn(partner.id, token)
+                # After a store failure the clean-ups run in the background: the stream ends now.
+                await store.release_turn(partner.id, token, wait=not store_failed)
                 if found is not None and not finished:
-                    await found.abandon()
+                    await found.abandon(wait=not store_failed)
 
         return event_stream(events(), status_code=HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
