@@ -11,7 +11,11 @@ Redis: at most once every ``refresh_interval`` seconds it reads one counter (the
 generation, incremented with every decision); only when the counter moved does it read the
 decisions and rebuild. The app calls ``before_request`` (a Litestar ``before_request``
 hook) so every worker process follows decisions made on any other one within
-``refresh_interval`` seconds, without a Redis round trip per message.
+``refresh_interval`` seconds, without a Redis round trip per message. A request waits at
+most ``REFRESH_WAIT`` seconds for that read: on a Redis that stopped answering (the
+redis_stall drill) the read goes on in the background and the request uses the last known
+approvals, as after a failed read. Liveness and readiness (``/healthz``, ``/readyz``) never
+wait for it: whether the process answers must not depend on Redis.
 
 Help messages are always served (withholding help is worse than an unreviewed text),
 but an unapproved one is marked draft like any other.
@@ -19,6 +23,7 @@ but an unapproved one is marked draft like any other.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -33,6 +38,10 @@ from coach.catalog import Catalog, Exercise, Template
 APPROVALS_FILE = "approvals.yaml"
 DECISIONS = ("approved", "changes_requested", "retired")
 REFRESH_INTERVAL = 1.0
+#: how long a request waits for a due refresh before going on with the last known approvals
+REFRESH_WAIT = 0.25
+#: paths that serve no template and must answer whatever Redis does
+NO_REFRESH_PATHS = frozenset({"/healthz", "/readyz"})
 
 log = logging.getLogger("coach.approvals")
 _clock = time.monotonic  # the refresh interval's clock (tests move it by hand)
@@ -80,6 +89,7 @@ class ApprovalGate:
         self.retired: set[tuple[str, str]] = set()
         self.generation = -1  # the source's generation these sets reflect (-1: never read)
         self._checked_at = float("-inf")
+        self._refreshing: asyncio.Task[bool] | None = None
         self._rebuild([])
 
     # -- state ----------------------------------------------------------------------
@@ -127,9 +137,17 @@ class ApprovalGate:
         self.generation = generation
         return True
 
-    async def before_request(self, _request: Any) -> None:
-        """Litestar ``before_request`` hook: keep this worker's approvals current."""
-        await self.refresh()
+    async def before_request(self, request: Any) -> None:
+        """Litestar ``before_request`` hook: keep this worker's approvals current, waiting
+        at most :data:`REFRESH_WAIT` seconds for a due refresh (see the module doc)."""
+        if self.source is None or request.url.path in NO_REFRESH_PATHS:
+            return
+        task = self._refreshing
+        if task is None or task.done():
+            if _clock() - self._checked_at < self.refresh_interval:
+                return
+            task = self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+        await asyncio.wait({task}, timeout=REFRESH_WAIT)
 
     # -- checks (sync) --------------------------------------------------------------------
     def status(self, template: Template) -> str:

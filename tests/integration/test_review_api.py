@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,49 @@ async def test_a_decision_reaches_another_worker_without_a_restart(
         # ...and follows the decision as soon as the interval has passed.
         now[0] += gate_of(worker_b).refresh_interval
         assert served_ids(await b.get("/v1/exercises")) == {EXERCISE}
+
+
+class StalledSource:
+    """Approvals in a store that stopped answering until ``go_on`` is set (a hung Redis)."""
+
+    def __init__(self, decisions: list[Any]) -> None:
+        self.go_on = asyncio.Event()
+        self.reads = 0
+        self.list = decisions
+
+    async def generation(self) -> int:
+        self.reads += 1
+        await self.go_on.wait()
+        return 1
+
+    async def decisions(self) -> list[Any]:
+        return self.list
+
+
+class FakeRequest:
+    def __init__(self, path: str) -> None:
+        self.url = type("Url", (), {"path": path})()
+
+
+async def test_a_stalled_store_holds_no_request_for_the_approvals_and_none_for_liveness() -> None:
+    """The refresh a request starts goes on in the background when the store does not
+    answer; the request goes on with the last known approvals, and the decision is followed
+    once the store answers. Liveness and readiness never ask the store."""
+    made = {"template": "system", "version": "0123456789ab", "by": "x", "at": "t"}
+    system = approvals_module.Approval(**made, decision="approved")
+    retired = approvals_module.Approval(**made, decision="retired")
+    source = StalledSource([retired])
+    gate = ApprovalGate([system], allow_drafts=False, source=source)
+    key = (system.template, system.version)
+    for path in ("/healthz", "/readyz"):
+        await asyncio.wait_for(gate.before_request(FakeRequest(path)), 5)
+    assert source.reads == 0
+    await asyncio.wait_for(gate.before_request(FakeRequest("/v1/exercises")), 5)
+    await asyncio.wait_for(gate.before_request(FakeRequest("/v1/exercises")), 5)
+    assert source.reads == 1 and key in gate.approved  # one read in flight, last known state
+    source.go_on.set()
+    await asyncio.wait_for(gate.before_request(FakeRequest("/v1/exercises")), 5)
+    assert key in gate.retired and key not in gate.approved
 
 
 async def test_decisions_need_a_reason_to_send_back(client: Client, redis_client: aioredis.Redis) -> None:
