@@ -1,6 +1,8 @@
 """Run every reliability drill, print a table per drill, write bench/results/drills.json.
 
-    .venv/bin/python bench/drills/run.py [--only upstream_faults,redis_restart,bad_input,access_matrix]
+    .venv/bin/python bench/drills/run.py [--only NAME,...]
+
+NAME: upstream_faults, redis_restart, redis_stall, bad_input, access_matrix.
 
 Exit status 1 when any invariant broke (or a drill could not run)."""
 
@@ -23,6 +25,7 @@ from bench.drills.common import RESULTS, DrillResult  # noqa: E402
 DRILLS: dict[str, Callable[[], DrillResult]] = {
     "upstream_faults": upstream_faults.run,
     "redis_restart": redis_restart.run,
+    "redis_stall": lambda: redis_restart.run(stall=True),
     "bad_input": bad_input.run,
     "access_matrix": access_matrix.run,
 }
