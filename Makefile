@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 MODEL_DIR ?= $(or $(COACH_SAFETY_MODEL_DIR),.cache/safety-model)
 MODEL_STAMP := $(MODEL_DIR)/manifest.json
 
-.PHONY: run test lint typecheck bench system-deps install clean openapi model
+.PHONY: run test lint typecheck bench bench-perf bench-drills system-deps install clean openapi model
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
@@ -48,8 +48,17 @@ test: $(STAMP) system-deps $(MODEL_STAMP)
 	$(BIN)/coach templates check
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Both halves of the measurements: performance (bench/run.py, about 12 min) and the
+# reliability drills (bench/drills/run.py, about 2 min); each runs even if the other fails.
 bench: $(STAMP) system-deps $(MODEL_STAMP)
+	$(BIN)/python bench/run.py; perf=$$?; $(BIN)/python bench/drills/run.py; drills=$$?; \
+	test $$perf -eq 0 && test $$drills -eq 0
+
+bench-perf: $(STAMP) system-deps $(MODEL_STAMP)
 	$(BIN)/python bench/run.py
+
+bench-drills: $(STAMP) system-deps $(MODEL_STAMP)
+	$(BIN)/python bench/drills/run.py
 
 openapi: $(STAMP)
 	$(BIN)/coach openapi -o docs/openapi.json
