@@ -35,7 +35,7 @@ from coach.approvals import ApprovalGate, load_approvals
 from coach.catalog import Catalog, load_catalog
 from coach.classifier import ModelClassifier
 from coach.conversation import Coach
-from coach.events import EventHub
+from coach.events import BLOCK_MS, EventHub
 from coach.learned import make_learned
 from coach.logs import configure
 from coach.model import CircuitBreaker, ModelClient, OpenAIClient, ResilientClient
@@ -46,8 +46,6 @@ from coach.store import Store
 from safety.learned import DEFAULT_MODEL_DIR
 
 log = logging.getLogger("coach.app")
-#: how long the event hub's one ``XREAD`` waits for new events before asking again
-HUB_BLOCK_MS = 30_000
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
@@ -66,12 +64,10 @@ def make_redis(settings: Settings) -> aioredis.Redis:
 
 
 def make_hub_redis(settings: Settings, url: str) -> aioredis.Redis:
-    """The event hub's own client: its ``XREAD`` waits up to :data:`HUB_BLOCK_MS` for new
+    """The event hub's own client: its ``XREAD`` waits up to :data:`coach.events.BLOCK_MS` for new
     events, far longer than a request's command may take (``COACH_REDIS_TIMEOUT``), so it
     reads on a connection whose timeout allows for the wait."""
-    pool = connection_pool(
-        url, max_connections=2, socket_timeout=HUB_BLOCK_MS / 1000 + settings.redis_timeout
-    )
+    pool = connection_pool(url, max_connections=2, socket_timeout=BLOCK_MS / 1000 + settings.redis_timeout)
     return aioredis.Redis(connection_pool=pool)
 
 
@@ -160,7 +156,7 @@ def create_app(
     hub_redis = redis  # a client given by the caller (the tests) serves the hub as well
     if settings.redis_url and not given_redis:
         hub_redis = make_hub_redis(settings, settings.redis_url)
-    hub = EventHub(store, redis=hub_redis, block_ms=HUB_BLOCK_MS)
+    hub = EventHub(store, redis=hub_redis)
     clock = today or (lambda: dt.datetime.now(dt.UTC).date())
 
     @asynccontextmanager

@@ -45,8 +45,14 @@ class _Listener:
             self.queue.put_nowait(event)
 
 
+#: how long the hub's one ``XREAD`` waits for new events before asking again
+BLOCK_MS = 30_000
+
+
 class EventHub:
-    def __init__(self, store: Store, *, redis: aioredis.Redis | None = None, block_ms: int = 30_000) -> None:
+    def __init__(
+        self, store: Store, *, redis: aioredis.Redis | None = None, block_ms: int = BLOCK_MS
+    ) -> None:
         self.store = store
         #: the client the hub's blocking read uses (the store's unless given one)
         self.redis = redis if redis is not None else store.redis
