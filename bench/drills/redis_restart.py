@@ -378,6 +378,7 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult, *, stall: bool 
     down_word = "stalled" if stall else "down"
     fault = f"SIGSTOP for {STALL_FOR:.0f} s" if stall else f"SIGKILL, restarted {DOWN_FOR:.0f} s later"
     when = "stopped answering" if stall else "died"
+    fault_name = "stall" if stall else "restart"
     late_answer = "; or the answer once Redis goes on" if stall else ""
     # "Down" ends when the new process is spawned: from then on a request may see it up.
     down = [a for a in st.attempts if st.killed_at <= a.started < st.restarting_at]
@@ -466,10 +467,10 @@ async def drive(coach: Coach, redis: Redis, result: DrillResult, *, stall: bool 
         not down_bad,
         "; ".join(f"{a.path} {a.status} {a.ctype} {a.latency:.2f}s" for a in down_bad[:4]),
     )
-    result.check("every acknowledged turn survives the restart", not lost, "; ".join(lost[:4]))
+    result.check(f"every acknowledged turn survives the {fault_name}", not lost, "; ".join(lost[:4]))
     result.check("no duplicate messages", dupes == 0)
     result.check(
-        "every turn in flight at the crash is acknowledged on retry with its key (within ~10 s)",
+        f"every turn in flight at the {fault_name} is acknowledged on retry with its key (within ~10 s)",
         not stuck,
         f"{len(stuck)} turns stuck; {sum(1 for x in stuck if x['stored'])} of them stored "
         f"but never acknowledged; e.g. {json.dumps(stuck[:1])}",
