@@ -44,7 +44,7 @@ class Served(NamedTuple):
     early_exit: bool = True
 
 
-#: The coach's defaults: the learned stage on, lowering off.
+#: The coach's defaults: the learned stage on, lowering (held) on since round thirty-eight.
 SERVED_DEFAULT = Served()
 
 

@@ -16,8 +16,8 @@ still scores the SVM heads of those rounds.
 :meth:`LearnedStage.classify` returns a :class:`~safety.second_stage.Classification`
 and the caller merges it with :func:`safety.second_stage.combine` (``source="learned"``),
 so the raise-only rule lives in one place. Loaded with ``lowers=True`` (the service's
-``COACH_SAFETY_LEARNED_LOWERS``, off by default) the stage also marks a text it reads and
-scores below the lowering point of :data:`LOWERING_FILE` as ``clear``, which
+``COACH_SAFETY_LEARNED_LOWERS``, on by default since round thirty-eight) the stage also
+marks a text it reads and scores below the lowering point of :data:`LOWERING_FILE` as ``clear``, which
 :func:`safety.second_stage.lower` turns from a lexicon risk or danger into concern.
 The stage predicts **no categories**: a raised verdict keeps the lexicon's categories
 (often none), its signal is ``learned.<severity>`` with an empty category, and the coach
