@@ -110,6 +110,7 @@ ADDED_IN = {
     37: {"holdout67", "holdout68", "everyday44", "everyday45", "negation3"},
     38: {"holdout69", "holdout70", "everyday46", "everyday47", "negation4"},
     39: {"holdout71", "holdout72", "everyday48", "everyday49", "negation5"},
+    40: {"holdout73", "holdout74", "everyday50", "everyday51", "negation6"},
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
