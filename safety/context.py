@@ -78,11 +78,11 @@ class Sentences:
         prev = ends[i - 2] + 1 if i > 1 else 0
         return prev, start, end
 
-    def next_end(self, pos: int, later: int = 1) -> int:
-        """End of the sentence ``later`` sentences after the one around ``pos``."""
+    def next_end(self, pos: int) -> int:
+        """End of the sentence after the one around ``pos``."""
         ends = self._bounds()
         i = bisect.bisect_left(ends, pos)
-        return ends[i + later] if i + later < len(ends) else len(self._text)
+        return ends[i + 1] if i + 1 < len(ends) else len(self._text)
 
 
 def is_negated(
@@ -215,18 +215,8 @@ def cancelled_by(
             # an `around` context's exceptions are looked for as far as its phrases are:
             # "He punched me. He's been doing muay thai for years so it really hurt."
             ehi = hi if ctx.scope == "around" else s1
-            if ctx.with_patterns:
-                # a `with:` phrase comes after the match, in its sentence or the next (the
-                # answer after the question), and the exceptions are looked for one sentence
-                # further: "She asked if he hits me. I said no. I lied."
-                ehi = sentences.next_end(start, 2)
-            hit = (
-                _any_match(ctx.patterns, text, words, lo, hi, overlap)
-                and (
-                    not ctx.with_patterns
-                    or _any_match(ctx.with_patterns, text, words, end, sentences.next_end(start))
-                )
-                and not (ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, ehi))
+            hit = _any_match(ctx.patterns, text, words, lo, hi, overlap) and not (
+                ctx.except_patterns and _any_match(ctx.except_patterns, text, words, prev, ehi)
             )
             if cache is not None:
                 cache[key] = hit

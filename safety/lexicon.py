@@ -53,9 +53,6 @@ class Context:
     any_trigger: frozenset[str] | None
     applies_to_all: bool
     first_person_only: bool
-    #: ``with:`` - one of these must also occur, in the sentence before the match's, its
-    #: own or the next ("asked me if he hits me. **I said no**"); empty: nothing more needed
-    with_patterns: tuple[CompiledPattern, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -789,9 +786,6 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
             ),
             applies_to_all=bool(spec.get("applies_to_all", False)),
             first_person_only=scope in ("third_person", "third_person_text"),
-            with_patterns=tuple(
-                _compile_one(str(p), classes, where, need_trigger=False) for p in spec.get("with") or ()
-            ),
         )
 
     def build_signals(

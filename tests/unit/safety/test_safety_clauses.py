@@ -58,37 +58,3 @@ def test_negation_and_frames_still_hold_within_a_clause(text: str) -> None:
 )
 def test_a_restriction_is_negated_only_from_before_it(text: str, severity: Severity) -> None:
     assert scan(text).severity is severity
-
-
-@pytest.mark.parametrize(
-    ("text", "severity"),
-    [
-        # round forty: a question someone asked, answered no after it, is a denial...
-        ("The GP asked whether anyone at home hits me. I said no, and I meant it.", Severity.NONE),
-        ("My brother asked whether she hits me and I told him no, she is the gentlest soul.", Severity.NONE),
-        ("Our counsellor asked if I'd thought about harming myself. My honest answer was no.", Severity.NONE),
-        # ...unless the answer is a yes, a lie, or comes before what happened
-        ("The GP asked whether anyone at home hits me. I said yes.", Severity.RISK),
-        ("The GP asked whether he hits me. I said no. I lied, he was sitting right there.", Severity.RISK),
-        ("My mum asked if he hits me and I said no, but he does.", Severity.RISK),
-        ("My sister asked if he still hits me and I said no.", Severity.RISK),
-        ("He asked if I wanted sex, I said no, and he did it anyway.", Severity.RISK),
-        (
-            "She asked whether he threatened to kill me. I said no. He said he would if I left.",
-            Severity.DANGER,
-        ),
-        (
-            "My GP asked if I'd thought about ending my life and I said no. "
-            "True now, but last winter I had it planned.",
-            Severity.DANGER,
-        ),
-        # the writer's own denial of self-harm thoughts; a later change is not a denial
-        ("I have never thought about hurting myself, I was just saying I'd die of shame.", Severity.NONE),
-        ("I never thought about hurting myself until this month.", Severity.RISK),
-        # "nobody's" and "no one's" negate as "nobody" and "no one" do
-        ("Nobody's taken my passport; it turned up in the glovebox.", Severity.NONE),
-        ("No one's ever choked me, the bruise on my neck is from a seatbelt.", Severity.NONE),
-    ],
-)
-def test_a_question_answered_no_and_other_denials(text: str, severity: Severity) -> None:
-    assert scan(text).severity is severity
