@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from safety.engine import POLICY_VERSION, scan
-from safety.evaluation import dumps, evaluate, format_table, load_cases, needs_second_stage
-from safety.second_stage import Classification, needs_full_score, stage_applies
+from safety.evaluation import (
+    dumps,
+    evaluate,
+    format_table,
+    learned_classifications,
+    load_cases,
+    needs_second_stage,
+)
+from safety.second_stage import Classification
 
 #: Texts -> each text's classification (None: the classifier failed on it).
 Classify = Callable[[list[str]], Mapping[str, Classification | None]]
@@ -134,16 +140,9 @@ def main(
             raise ValueError("--lowers is the learned stage's rule, and the stage is off here")
         if stage is not None:
             name = "learned stage"
-            # the lexicon's verdict of each text, once: which texts the stage reads, and in full
-            lexicon = {c.text: scan(c.text) for c in cases}
-            classifications = {}
-            for text, verdict in lexicon.items():
-                if stage_applies(verdict, "learned", lowers=lowers):
-                    t0 = time.perf_counter_ns()
-                    classifications[text] = stage.classify(
-                        text, full=needs_full_score(verdict, lowers=lowers)
-                    )
-                    stage_us.append((time.perf_counter_ns() - t0) / 1000.0)
+            classifications = learned_classifications(
+                stage, (c.text for c in cases), lowers=lowers, stage_us=stage_us
+            )
         elif args.classifier:
             if classify is None:
                 raise ValueError(

@@ -34,13 +34,17 @@ import statistics
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from safety.engine import scan
-from safety.second_stage import Classification, combine, lower, stage_applies
+from safety.second_stage import Classification, combine, lower, needs_full_score, stage_applies
 from safety.severity import Severity
+from safety.verdict import Verdict
+
+if TYPE_CHECKING:
+    from safety.learned import LearnedStage
 
 SEVERITIES = ("none", "concern", "risk", "danger")
 
@@ -129,6 +133,39 @@ def needs_second_stage(
     return stage_applies(scan(text), _source(second_stage_name), lowers=lowers)
 
 
+def learned_classifications(
+    stage: LearnedStage, texts: Iterable[str], *, lowers: bool, stage_us: list[float] | None = None
+) -> dict[str, Classification]:
+    """The learned stage's answer for each text it reads as the coach serves it (the texts
+    :func:`stage_applies` gives it, in full where lowering needs it), keyed by text; with
+    ``stage_us``, its time per text is appended there."""
+    answers: dict[str, Classification] = {}
+    for text in dict.fromkeys(texts):
+        verdict = scan(text)
+        if stage_applies(verdict, "learned", lowers=lowers):
+            t0 = time.perf_counter_ns()
+            answers[text] = stage.classify(text, full=needs_full_score(verdict, lowers=lowers))
+            if stage_us is not None:
+                stage_us.append((time.perf_counter_ns() - t0) / 1000.0)
+    return answers
+
+
+def with_second_stage(
+    verdict: Verdict,
+    text: str,
+    classifications: Mapping[str, Classification | None],
+    *,
+    source: str,
+    lowers: bool,
+) -> Verdict:
+    """``verdict`` (the lexicon's for ``text``) as the coach combines it with a second
+    stage's answer: raised, and with ``lowers`` also lowered, where the stage applies."""
+    if not stage_applies(verdict, source, lowers=lowers):
+        return verdict
+    answer = classifications.get(text)
+    return lower(combine(verdict, answer, source=source), answer, source=source)
+
+
 def evaluate(
     cases: Iterable[Case],
     *,
@@ -156,9 +193,8 @@ def evaluate(
         t0 = time.perf_counter_ns()
         verdict = scan(case.text)
         times.append((time.perf_counter_ns() - t0) / 1000.0)
-        if classifications is not None and stage_applies(verdict, source, lowers=lowers):
-            answer = classifications.get(case.text)
-            verdict = lower(combine(verdict, answer, source=source), answer, source=source)
+        if classifications is not None:
+            verdict = with_second_stage(verdict, case.text, classifications, source=source, lowers=lowers)
         version = verdict.policy_version
         exp, got = case.expected, verdict.severity
         confusion[exp.value][got.value] += 1

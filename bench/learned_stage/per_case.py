@@ -17,29 +17,27 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
 
-from safety import needs_full_score, scan, stage_applies  # noqa: E402
-from safety.evaluation import load_cases  # noqa: E402
+from safety import scan  # noqa: E402
+from safety.evaluation import learned_classifications, load_cases, with_second_stage  # noqa: E402
 from safety.learned import DEFAULT_MODEL_DIR, LearnedStage  # noqa: E402
-from safety.second_stage import combine, lower  # noqa: E402
 
 
 def main(out: Path, files: list[Path]) -> None:
     stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True, early_exit=True)
     result: dict[str, list[dict[str, str]]] = {}
     for path in files:
+        cases = load_cases(path)
+        answers = learned_classifications(stage, (c.text for c in cases), lowers=True)
         rows = []
-        for case in load_cases(path):
+        for case in cases:
             verdict = scan(case.text)
-            lexicon = verdict.severity.value
-            if stage_applies(verdict, "learned", lowers=True):
-                answer = stage.classify(case.text, full=needs_full_score(verdict, lowers=True))
-                verdict = lower(combine(verdict, answer, source="learned"), answer, source="learned")
+            served = with_second_stage(verdict, case.text, answers, source="learned", lowers=True)
             rows.append(
                 dict(
                     text=case.text,
                     expected=case.expected.value,
-                    lexicon=lexicon,
-                    served=verdict.severity.value,
+                    lexicon=verdict.severity.value,
+                    served=served.severity.value,
                 )
             )
         result[path.stem] = rows
