@@ -55,7 +55,7 @@ def main(rounds: int = 20) -> int:
     finally:
         server.stop()
         upstream.stop()
-        redis.stop()
+        redis.close()
     delays.sort()
     result = {
         "rounds": rounds,

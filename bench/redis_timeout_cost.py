@@ -51,7 +51,7 @@ async def main() -> None:
                 f"(runs {', '.join(f'{v:.1f}' for v in values)})"
             )
     finally:
-        server.stop()
+        server.close()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ class RedisServer:
     ) -> None:
         self.port = port or free_port()
         self.dir = workdir or tempfile.mkdtemp(prefix="coach-redis-")
+        #: the folder is removed by :meth:`close` only when this server made it
+        self.owns_dir = workdir is None
         self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -87,12 +89,19 @@ class RedisServer:
             self.proc.wait(timeout=10)
             self.proc = None
 
+    def close(self) -> None:
+        """Stop the server and remove the folder it made (a restart on the same folder
+        passes ``workdir`` and so leaves the folder to the first server's ``close``)."""
+        self.stop()
+        if self.owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

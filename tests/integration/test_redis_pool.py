@@ -35,7 +35,7 @@ class Pooled:
     connections in the pool."""
 
     def __init__(self) -> None:
-        self.server = RedisServer().start()
+        self.server = self.first = RedisServer().start()
         pool = connection_pool(self.server.url, max_connections=50, socket_timeout=TIMEOUT)
         self.client = aioredis.Redis(connection_pool=pool)
 
@@ -71,6 +71,7 @@ async def pooled() -> AsyncIterator[Pooled]:
     pool.go_on()
     await pool.client.aclose()
     pool.server.stop()
+    pool.first.close()
 
 
 async def test_after_a_restart_no_request_is_sent_on_a_connection_to_the_dead_server(pooled: Pooled) -> None:
