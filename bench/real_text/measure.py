@@ -1,0 +1,141 @@
+"""The served safety layer measured on real text: passages people wrote and published,
+kept on this machine only (README.md says why and how they were gathered).
+
+    PYTHONPATH=. .venv/bin/python bench/real_text/measure.py [DIR] [--out RESULT.json] [--misses]
+
+DIR (default ``$REAL_TEXT_DIR`` or ``/work/realposts``) holds ``*.jsonl`` files of
+``{"text", "expected", "categories", "url", "kind", "topic", "uncertain"}``. Each case
+is scanned as ``coach safety eval FILE --learned --lowers`` scans it (the lexicon, then
+the learned stage raising and lowering as served) and by the lexicon alone. Cases marked
+``uncertain`` by their labeller are scanned and recorded but left out of the figures.
+
+RESULT (default ``bench/real_text/results.json``) holds the figures per file and pooled,
+for both systems, and one row per case with its address, the sha256 of its text, its
+length, labels and both verdicts - never the text itself.
+
+Each case falls in one of two halves by its text's sha256 (even: ``read``, odd:
+``sealed``). ``--misses`` prints the texts the served system got wrong in the ``read``
+half only, for reading here; the ``sealed`` half's texts are not read, so that a later
+change made after reading the first half can still be judged on cases nobody tuned on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from safety import scan  # noqa: E402
+from safety.evaluation import learned_classifications, with_second_stage  # noqa: E402
+from safety.learned import DEFAULT_MODEL_DIR, LearnedStage  # noqa: E402
+from safety.severity import Severity  # noqa: E402
+
+SYSTEMS = ("lexicon", "served")
+
+
+def figures(rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
+    """recall (risk or danger), danger recall and false-positive rate, as the eval counts."""
+    counted = [r for r in rows if not r["uncertain"]]
+    pos = [r for r in counted if r["expected"] != "none"]
+    dang = [r for r in counted if r["expected"] == "danger"]
+    neg = [r for r in counted if r["expected"] == "none"]
+    alarm = {"risk", "danger"}
+    fa = sum(r[system] in alarm for r in neg)
+    return dict(
+        cases=len(counted),
+        positives=len(pos),
+        dangers=len(dang),
+        negatives=len(neg),
+        missed=sum(r[system] not in alarm for r in pos),
+        missed_danger=sum(r[system] != "danger" for r in dang),
+        false_alarms=fa,
+        recall_risk_or_danger=round(sum(r[system] in alarm for r in pos) / len(pos), 3) if pos else None,
+        recall_danger=round(sum(r[system] == "danger" for r in dang) / len(dang), 3) if dang else None,
+        false_positive_rate=round(fa / len(neg), 3) if neg else None,
+    )
+
+
+def measure(paths: list[Path], stage: LearnedStage) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    rows: list[dict[str, Any]] = []
+    texts: dict[str, str] = {}
+    for path in paths:
+        cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        answers = learned_classifications(stage, (c["text"] for c in cases), lowers=True)
+        for case in cases:
+            text = case["text"]
+            verdict = scan(text)
+            served = with_second_stage(verdict, text, answers, source="learned", lowers=True)
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            half = "sealed" if int(digest, 16) % 2 else "read"
+            texts[digest] = text
+            rows.append(
+                dict(
+                    file=path.stem,
+                    half=half,
+                    url=case.get("url", ""),
+                    sha256=digest,
+                    chars=len(text),
+                    kind=case.get("kind", path.stem),
+                    topic=case.get("topic", ""),
+                    expected=Severity(case["expected"]).value,
+                    categories=case.get("categories", []),
+                    uncertain=bool(case.get("uncertain", False)),
+                    lexicon=verdict.severity.value,
+                    served=served.severity.value,
+                )
+            )
+    return rows, texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", nargs="?", default=os.environ.get("REAL_TEXT_DIR", "/work/realposts"))
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser.add_argument("--misses", action="store_true")
+    args = parser.parse_args()
+    paths = sorted(Path(args.dir).glob("*.jsonl"))
+    stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True, early_exit=True)
+    rows, texts = measure(paths, stage)
+    result: dict[str, Any] = {"system": f"lexicon {scan('').policy_version}, learned stage {stage.version}"}
+    groups = {p.stem: [r for r in rows if r["file"] == p.stem] for p in paths}
+    groups["pooled"] = rows
+    groups["pooled, read half"] = [r for r in rows if r["half"] == "read"]
+    groups["pooled, sealed half"] = [r for r in rows if r["half"] == "sealed"]
+    result["figures"] = {name: {s: figures(g, s) for s in SYSTEMS} for name, g in groups.items()}
+    result["cases"] = rows
+    Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(
+        f"{'set':20} {'n':>4} {'pos':>4} {'dang':>4} {'neg':>4} | lexicon R / DR / FPR | served R / DR / FPR"
+    )
+    for name, by in result["figures"].items():
+        lex, srv = by["lexicon"], by["served"]
+
+        def fmt(f: dict[str, Any]) -> str:
+            return " / ".join(
+                "-" if f[k] is None else f"{f[k]:.3f}"
+                for k in ("recall_risk_or_danger", "recall_danger", "false_positive_rate")
+            )
+
+        print(
+            f"{name:20} {lex['cases']:>4} {lex['positives']:>4} {lex['dangers']:>4} {lex['negatives']:>4} | "
+            f"{fmt(lex)} | {fmt(srv)}"
+        )
+    if args.misses:
+        for r in rows:
+            wrong = (r["expected"] == "none") == (r["served"] in {"risk", "danger"})
+            if r["half"] == "read" and (wrong or (r["expected"] == "danger" and r["served"] != "danger")):
+                print(
+                    f"\n[{r['file']}] expected {r['expected']} served {r['served']} (lexicon {r['lexicon']})"
+                    f"{' UNCERTAIN' if r['uncertain'] else ''} {r['url']}\n{texts[r['sha256']][:700]}"
+                )
+
+
+if __name__ == "__main__":
+    main()
