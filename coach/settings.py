@@ -73,11 +73,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "safety_learned_lowers": (
         "COACH_SAFETY_LEARNED_LOWERS",
-        "On by default since round thirty-eight: let the learned stage lower a lexicon verdict of risk or "
-        "danger to concern when it is sure the text is no disclosure; the message is then held private to "
-        "its author, answered with the resources and no pause, until they share it (on its fresh sets: 23 "
-        "of 51 false alarms gone, 2 of 267 disclosures held, no danger; docs/safety.md). Off: every lexicon "
-        "alarm pauses the exercise.",
+        "On by default since round thirty-eight: let the learned stage lower a lexicon verdict of risk "
+        "(never danger, since session twenty-nine) to concern when it is sure the text is no disclosure; the "
+        "message is then held private to its author, answered with the resources and no pause, until they "
+        "share it (docs/safety.md). Off: every lexicon alarm pauses the exercise.",
     ),
     "safety_learned_exit": (
         "COACH_SAFETY_LEARNED_EXIT",

@@ -79,15 +79,16 @@ def parse_classification(answer: str) -> Classification:
 def stage_applies(verdict: Verdict, source: str, *, lowers: bool = False) -> bool:
     """Whether a second stage is asked about a message, given the verdict so far: the model
     classifier while no disclosure was found; the learned stage unless the verdict is
-    already danger (its danger head can raise a risk to danger, and emergency help first),
-    and always when it may lower verdicts (``lowers``; see :func:`lower`). Neither is asked
+    already danger (its danger head can raise a risk to danger, and emergency help first;
+    with ``lowers`` it may also lower a risk, see :func:`lower`, but never a danger, so it
+    has nothing to say about one). Neither is asked
     about a text that says nothing but a negated signal (``verdict.negated_only``: "He has
     never hit me." is ``none``, as the issue asks; both stages read the negation as a
     disclosure, RETRAIN.md round thirty-five)."""
     if verdict.negated_only:
         return False
     if source == "learned":
-        return lowers or verdict.severity is not Severity.DANGER
+        return verdict.severity is not Severity.DANGER
     return not verdict.is_disclosure
 
 
@@ -119,15 +120,21 @@ def combine(first: Verdict, second: Classification | None, *, source: str = "cla
 
 def needs_full_score(first: Verdict, *, lowers: bool) -> bool:
     """Whether the learned stage must score this text in full (no early exit): only when
-    it may lower verdicts and the first stage found ``risk`` or ``danger`` - the texts
-    :func:`lower` could change. Elsewhere the stage can only raise, which its exit was
-    measured never to have cost on fresh sets."""
-    return lowers and first.severity.rank >= Severity.RISK.rank
+    it may lower verdicts and the first stage found ``risk`` - the texts :func:`lower`
+    could change. Elsewhere the stage can only raise, which its exit was measured never to
+    have cost on fresh sets."""
+    return lowers and first.severity is Severity.RISK
 
 
 def lower(first: Verdict, second: Classification | None, *, source: str = "learned") -> Verdict:
-    """The first-stage verdict lowered to ``concern`` when it is ``risk`` or ``danger`` and
-    the stage is sure the text is no disclosure (``second.clear``); otherwise ``first``.
+    """The first-stage verdict lowered to ``concern`` when it is ``risk`` and the stage is
+    sure the text is no disclosure (``second.clear``); otherwise ``first``.
+
+    A ``danger`` is never lowered (since session twenty-nine, 2026-12-06): the lexicon's
+    danger signals are the high-lethality indicators, and on real published writing
+    (``bench/real_text/``) the stage was sure of texts such as "I have decided to commit
+    suicide ..." - a long letter, unlike the chat messages it was trained on - and lowering
+    cost 3 of 21 dangers there. Its confidence is not trusted against a danger signal.
 
     Off unless the service switches it on (``COACH_SAFETY_LEARNED_LOWERS``): measured in
     round twenty-two (docs/safety.md), a counselors' decision. The lexicon's signals stay
@@ -135,7 +142,7 @@ def lower(first: Verdict, second: Classification | None, *, source: str = "learn
     and span) says why the severity is lower than theirs; at ``concern`` the turn still
     adds to the session's accumulated points, so repeated alarming wording comes back as
     ``risk``."""
-    if second is None or not second.clear or first.severity.rank < Severity.RISK.rank:
+    if second is None or not second.clear or first.severity is not Severity.RISK:
         return first
     signal = Signal(f"{source}.lowered", "", Severity.CONCERN, 0, 0, "")
     return Verdict(

@@ -13,7 +13,7 @@ from playwright.async_api import expect
 from tests.browser.conftest import Open, shot
 from tests.browser.test_widget import open_exercise, pair
 from tests.conftest import LiveServer, RedisServer
-from tests.integration.test_safety_learned import TOASTER
+from tests.integration.test_safety_learned import CUPBOARD
 
 pytestmark = pytest.mark.browser
 
@@ -38,33 +38,34 @@ async def test_a_held_message_is_private_until_its_author_shares_it(
     await open_exercise(a, "Honesty Hour")
     await b.get_by_role("button", name=re.compile("Continue: Honesty Hour")).click()
     box = a.get_by_role("textbox", name="Your message")
-    await box.fill(TOASTER)
+    await box.fill(CUPBOARD)
     await box.press("Control+Enter")
 
-    held = a.locator(".msg.mine.private", has_text="toaster")
+    held = a.locator(".msg.mine.private", has_text="cupboard")
     await expect(held.locator(".tag")).to_have_text("Only you can see this")
     share = held.get_by_role("button", name="Share it")
     await expect(share).to_be_visible()
     check = a.locator(".msg.coach.private .text")
     await expect(check).to_contain_text("kept it just for you")
-    await expect(check).to_contain_text("911")  # the emergency number, as for a danger
-    # its help lines are tap-to-call actions under it, the emergency number first
-    await expect(a.locator(".msg.coach.private a[href^='tel:']").first).to_have_text("Call 911")
+    await expect(check).to_contain_text("1-800-799-7233")  # a risk's helpline, as for the lexicon's risk
+    await expect(check).to_contain_text("911")  # and the emergency number
+    # its help lines are tap-to-call actions under it, the helpline first
+    await expect(a.locator(".msg.coach.private a[href^='tel:']").first).to_have_text("Call 1-800-799-7233")
     await expect(a.get_by_test_id("private-panel")).to_be_hidden()  # no crisis panel, no pause
     await expect(a.get_by_text("This exercise is paused for now.")).to_have_count(0)
     await shot(a, "held-message-author-desktop")
-    await expect(b.get_by_text("toaster")).to_have_count(0)
+    await expect(b.get_by_text("cupboard")).to_have_count(0)
 
     await share.click()
     await expect(held.locator(".tag")).to_have_text("Shared")
     await expect(held.get_by_role("button", name="Share it")).to_have_count(0)
-    await expect(a.locator(".msg.mine:not(.private)", has_text="toaster")).to_have_count(1)
+    await expect(a.locator(".msg.mine:not(.private)", has_text="cupboard")).to_have_count(1)
     # Sam sees the message live, and the coach's reply to it; never the private check.
-    await expect(b.locator(".msg.partner", has_text="toaster")).to_have_count(1)
+    await expect(b.locator(".msg.partner", has_text="cupboard")).to_have_count(1)
     await expect(b.get_by_text("kept it just for you")).to_have_count(0)
     await shot(b, "held-message-shared-partner-desktop")
 
     # After a reload the author's held message still says it was shared, with no button.
     await a.reload()
-    await expect(a.locator(".msg.mine.private", has_text="toaster").locator(".tag")).to_have_text("Shared")
+    await expect(a.locator(".msg.mine.private", has_text="cupboard").locator(".tag")).to_have_text("Shared")
     await expect(a.get_by_role("button", name="Share it")).to_have_count(0)

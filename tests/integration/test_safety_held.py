@@ -19,7 +19,7 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import UPSTREAM, AppFactory, Script, new_couple, sse_chunks, upstream_client
 from tests.integration.test_http_contract import assert_problem
 from tests.integration.test_safety_classifier import coach_logs, logged_text
-from tests.integration.test_safety_learned import NECK, TOASTER
+from tests.integration.test_safety_learned import CUPBOARD, NECK
 from tests.integration.test_safety_policy import parse_sse
 
 COMPLETIONS = f"{UPSTREAM}/chat/completions"
@@ -49,14 +49,14 @@ class Held(NamedTuple):
 
 
 @asynccontextmanager
-async def held_toaster(make_app: AppFactory, *replies: Any) -> AsyncIterator[Held]:
+async def held_figure(make_app: AppFactory, *replies: Any) -> AsyncIterator[Held]:
     """A session in which A's figure of speech was just held; the model answers ``replies``."""
     coach = Script(*replies)
     with respx.mock(using="coach", assert_all_called=False) as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
         async with AsyncTestClient(app=held_app(make_app)) as client:
             c, url = await start(client)
-            r = await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])
+            r = await client.post(f"{url}/messages", json={"text": CUPBOARD}, headers=c["a"])
             assert r.status_code == 201 and r.json()["message"]["held"] is True, r.text
             yield Held(client, c, url, f"{url}/messages/{r.json()['message']['id']}/share", coach)
 
@@ -64,13 +64,13 @@ async def held_toaster(make_app: AppFactory, *replies: Any) -> AsyncIterator[Hel
 async def test_a_held_figure_of_speech_stays_private_until_its_author_shares_it(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    coach = Script("That sounds like a frustrating breakfast.")
+    coach = Script("That sounds like a sore spot, in more ways than one.")
     with respx.mock(using="coach", assert_all_called=False) as mock:
         mock.post(COMPLETIONS).mock(side_effect=coach)
         async with AsyncTestClient(app=held_app(make_app)) as client:
             c, url = await start(client)
             with coach_logs() as records:
-                r = await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])
+                r = await client.post(f"{url}/messages", json={"text": CUPBOARD}, headers=c["a"])
             assert r.status_code == 201, r.text
             held = r.json()
             assert coach.requests == []  # no coaching until it is shared
@@ -89,22 +89,22 @@ async def test_a_held_figure_of_speech_stays_private_until_its_author_shares_it(
     assert message["safety"]["severity"] == "concern"
     assert reply["private"] is True and reply["template"]["id"] == "help.held"
     assert "Share it" in reply["text"] and "kept it just for you" in reply["text"]
-    # the lexicon said danger: the check carries the emergency number first, as a danger's would
+    # the lexicon said risk: the check carries a risk's resources, the abuse helpline first
     resources = reply["safety"]["resources"]
-    assert resources[0]["kind"] == "emergency" and resources[0]["phone"] == "999"
-    assert "999" in reply["text"]
+    assert resources[0]["kind"] == "domestic_abuse" and resources[0]["phone"] == "0808 2000 247"
+    assert "0808 2000 247" in reply["text"] and "999" in reply["text"]
     assert held["session"]["status"] == "active"  # no pause for a held message
     lowered = [rec for rec in records if getattr(rec, "event", None) == "safety_lowered"]
-    assert [(rec.lexicon_severity, rec.severity) for rec in lowered] == [("danger", "concern")]
-    assert "toaster" not in logged_text(records)
+    assert [(rec.lexicon_severity, rec.severity) for rec in lowered] == [("risk", "concern")]
+    assert "cupboard" not in logged_text(records)
 
     body = shared.json()
     assert body["message"]["shares"] == message["id"] and body["message"]["private"] is False
-    assert body["message"]["text"] == TOASTER and body["message"]["safety"]["severity"] == "concern"
-    assert body["reply"]["text"] == "That sounds like a frustrating breakfast."
+    assert body["message"]["text"] == CUPBOARD and body["message"]["safety"]["severity"] == "concern"
+    assert body["reply"]["text"] == "That sounds like a sore spot, in more ways than one."
     assert len(coach.requests) == 1
-    assert TOASTER in json.loads(coach.requests[0].content)["messages"][-1]["content"]
-    assert after_b == [TOASTER, "That sounds like a frustrating breakfast."]
+    assert CUPBOARD in json.loads(coach.requests[0].content)["messages"][-1]["content"]
+    assert after_b == [CUPBOARD, "That sounds like a sore spot, in more ways than one."]
     # the author keeps the held message and its check, then the shared copy and the reply
     assert [(m["kind"], m["held"], m["private"]) for m in after_a] == [
         ("message", True, True),
@@ -119,7 +119,7 @@ async def test_a_held_figure_of_speech_stays_private_until_its_author_shares_it(
 async def test_only_the_author_can_share_and_only_a_held_message(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    async with held_toaster(make_app, "Lovely.") as (client, c, url, share, coach):
+    async with held_figure(make_app, "Lovely.") as (client, c, url, share, coach):
         by_partner = await client.post(share, headers=c["b"])
         unknown = await client.post(f"{url}/messages/msg_nope/share", headers=c["a"])
         plain = await client.post(
@@ -131,13 +131,13 @@ async def test_only_the_author_can_share_and_only_a_held_message(
     assert_problem(unknown, 404, "not-found")
     assert plain.json()["message"]["held"] is False
     assert_problem(not_held, 409, "not-held")
-    assert TOASTER not in partner_view and len(coach.requests) == 1
+    assert CUPBOARD not in partner_view and len(coach.requests) == 1
 
 
 async def test_a_retried_share_with_the_same_key_is_answered_once(
     make_app: AppFactory, redis_client: Any
 ) -> None:
-    async with held_toaster(make_app, "Thanks for sharing that.") as (client, c, url, share, coach):
+    async with held_figure(make_app, "Thanks for sharing that.") as (client, c, url, share, coach):
         headers = {**c["a"], "Idempotency-Key": "share-1"}
         first = await client.post(share, headers=headers)
         second = await client.post(share, headers=headers)
@@ -145,12 +145,12 @@ async def test_a_retried_share_with_the_same_key_is_answered_once(
     assert first.status_code == second.status_code == 201
     assert second.headers.get("idempotent-replayed") == "true"
     assert first.json() == second.json()
-    assert partner_view.count(TOASTER) == 1 and len(coach.requests) == 1
+    assert partner_view.count(CUPBOARD) == 1 and len(coach.requests) == 1
 
 
 async def test_a_share_can_stream_its_reply(make_app: AppFactory, redis_client: Any) -> None:
     stream = httpx.Response(200, content=sse_chunks(["Burnt toast ", "again? ", "Oh no."]))
-    async with held_toaster(make_app, stream) as (client, c, _url, share, _coach):
+    async with held_figure(make_app, stream) as (client, c, _url, share, _coach):
         r = await client.post(share, headers={**c["a"], "Accept": "text/event-stream"})
     assert r.status_code == 201 and r.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(r.text)
@@ -170,7 +170,7 @@ async def test_a_disclosure_is_never_held_and_a_paused_exercise_refuses_a_share(
         mock.post(COMPLETIONS).mock(side_effect=coach)
         async with AsyncTestClient(app=held_app(make_app)) as client:
             c, url = await start(client)
-            held = await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])
+            held = await client.post(f"{url}/messages", json={"text": CUPBOARD}, headers=c["a"])
             neck = (await client.post(f"{url}/messages", json={"text": NECK}, headers=c["b"])).json()
             share = await client.post(f"{url}/messages/{held.json()['message']['id']}/share", headers=c["a"])
             a_view = await texts(client, url, c["a"])
@@ -178,7 +178,7 @@ async def test_a_disclosure_is_never_held_and_a_paused_exercise_refuses_a_share(
     assert neck["message"]["held"] is False and neck["reply"]["safety"]["severity"] == "danger"
     assert neck["session"]["status"] == "paused"
     assert_problem(share, 409, "session-paused")
-    assert NECK not in a_view and a_view.count(TOASTER) == 1 and coach.requests == []
+    assert NECK not in a_view and a_view.count(CUPBOARD) == 1 and coach.requests == []
 
 
 async def test_held_alarms_from_one_partner_add_up_to_a_private_disclosure(
@@ -193,7 +193,7 @@ async def test_held_alarms_from_one_partner_add_up_to_a_private_disclosure(
             c, url = await start(client)
             bodies = []
             for _ in range(3):
-                r = await client.post(f"{url}/messages", json={"text": TOASTER}, headers=c["a"])
+                r = await client.post(f"{url}/messages", json={"text": CUPBOARD}, headers=c["a"])
                 assert r.status_code == 201, r.text
                 bodies.append(r.json())
             partner_view = (await client.get(f"{url}/messages", headers=c["b"])).json()["messages"]

@@ -194,9 +194,14 @@ async def test_the_learned_stage_runs_while_the_endpoint_reads_the_session(
 
 
 # A figure of speech the lexicon raises to danger and the served encoder is sure about
-# (tests/unit/safety/test_safety_lowering.py); and a disclosure it is not. With lowering on
-# the first is held for its author: tests/integration/test_safety_held.py.
+# (tests/unit/safety/test_safety_lowering.py), which stays a danger all the same; one the
+# lexicon raises to risk and the encoder is sure about, which with lowering on is held for
+# its author (tests/integration/test_safety_held.py); and a disclosure it is not sure about.
 TOASTER = "Our toaster is going to die by my hand this morning, third burnt slice in a row."
+CUPBOARD = (
+    "I feel annoyed when you leave cupboard doors open because I keep hitting my head on them. "
+    "I have a bruise the shape of the spice rack."
+)
 NECK = "He put his hands around my neck last night and squeezed until I saw stars."
 
 
@@ -215,6 +220,14 @@ async def test_with_lowering_off_the_same_figure_of_speech_stays_a_private_alarm
     make_app: AppFactory, redis_client: Any
 ) -> None:
     app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=False)
+    await _assert_a_private_alarm(app, TOASTER)
+
+
+async def test_with_lowering_on_a_danger_figure_of_speech_still_pauses_as_a_private_alarm(
+    make_app: AppFactory, redis_client: Any
+) -> None:
+    """The stage is sure the toaster is nothing, but a danger is never lowered."""
+    app = make_app(model=upstream_client(), safety_learned=True, safety_learned_lowers=True)
     await _assert_a_private_alarm(app, TOASTER)
 
 

@@ -98,12 +98,12 @@ def test_eval_lowers_as_the_coach_does_by_default_and_not_with_no_lowers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--learned` (needs `make model`) lowers as the coach does by default since round
-    thirty-eight: the figure of speech the lexicon raises is lowered, the strangulation
-    disclosure is not; `--no-lowers` keeps the lexicon's alarm; `--lowers` with another
-    system is refused."""
+    thirty-eight: the figure of speech the lexicon raises to risk is lowered, the
+    strangulation disclosure is not (no danger is); `--no-lowers` keeps the lexicon's
+    alarm; `--lowers` with another system is refused."""
     rows: list[dict[str, object]] = [
         {
-            "text": "Our toaster is going to die by my hand this morning, third burnt slice in a row.",
+            "text": "Board game night: she sacrificed her rook purely to humiliate me, and it worked.",
             "expected": "none",
             "categories": [],
         },
@@ -158,9 +158,9 @@ def test_eval_measures_what_the_coach_serves_by_default(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without a flag the figures are the served system's (lexicon + learned stage with
-    lowering, which then reads every text; needs `make model`), the same as `--learned`;
-    `--no-lowers` the stage reading only what the lexicon left; `--lexicon` the lexicon's
-    alone."""
+    lowering; needs `make model`), the same as `--learned`; `--no-lowers` the stage
+    raising only; `--lexicon` the lexicon's alone. The stage reads no text the lexicon
+    found at danger (it can neither raise nor lower one)."""
     path = _write(tmp_path / "c.jsonl", SERVED_ROWS)
     runs = {}
     for flags in ([], ["--learned"], ["--no-lowers"], ["--lexicon"]):
@@ -168,15 +168,15 @@ def test_eval_measures_what_the_coach_serves_by_default(
         data, _ = _last_json(capsys)
         runs[" ".join(flags)] = (data["system"], data["recall_danger"], data["stage_texts"])
     assert runs == {
-        "": ("lexicon + learned stage + lowering", 1.0, 3),
-        "--learned": ("lexicon + learned stage + lowering", 1.0, 3),
+        "": ("lexicon + learned stage + lowering", 1.0, 2),
+        "--learned": ("lexicon + learned stage + lowering", 1.0, 2),
         "--no-lowers": ("lexicon + learned stage", 1.0, 2),
         "--lexicon": ("lexicon", 0.5, 0),
     }
     assert main(["eval", str(path)]) == 0
     table = capsys.readouterr().out
     assert "system                lexicon + learned stage + lowering" in table
-    assert "learned stage         3 texts read" in table
+    assert "learned stage         2 texts read" in table
 
 
 def test_eval_falls_back_to_the_lexicon_as_the_coach_does(

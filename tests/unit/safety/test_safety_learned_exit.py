@@ -32,7 +32,7 @@ from safety.learned import (
     LearnedStageUnavailable,
 )
 from safety.learned_build import BuildError, split_encoder
-from tests.unit.safety.test_safety_lowering import TOASTER
+from tests.unit.safety.test_safety_lowering import ROOK
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES = ROOT / "tests" / "safety_cases"
@@ -127,10 +127,10 @@ def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
     still leave early (the stage can only raise it)."""
     stage = LearnedStage.load(cut[0], data_dir=cut[1], lowers=True)
     assert stage.exit is not None
-    alarm = scan(TOASTER)
-    assert alarm.severity.rank >= Severity.RISK.rank
+    alarm = scan(ROOK)
+    assert alarm.severity is Severity.RISK
     assert needs_full_score(alarm, lowers=True) and not needs_full_score(alarm, lowers=False)
-    assert stage.classify(TOASTER, full=True).clear  # scored in full, and sure: lowered
+    assert stage.classify(ROOK, full=True).clear  # scored in full, and sure: lowered
     ordinary = scan(ORDINARY[0])
     assert not needs_full_score(ordinary, lowers=True)
 
@@ -140,7 +140,7 @@ def test_with_lowering_on_only_a_text_the_lexicon_alarmed_on_is_scored_in_full(
     monkeypatch.setattr(stage.encoder, "finish", must_not_finish)
     assert stage.classify(ORDINARY[0], full=False) == Classification(Severity.NONE)
     with pytest.raises(AssertionError, match="rest of the encoder"):
-        stage.classify(TOASTER, full=True)
+        stage.classify(ROOK, full=True)
 
 
 @pytest.mark.parametrize("name", ["holdout67", "holdout68"])

@@ -1,7 +1,9 @@
 """The learned stage's opt-in lowering rule (``safety.lower``, ``COACH_SAFETY_LEARNED_LOWERS``;
-round twenty-two): off unless switched on; when on, a lexicon verdict of risk or danger on
-a text the stage is sure about becomes concern, keeps the lexicon's signals for counselors,
-and still adds up over a session. Real disclosures are never lowered.
+round twenty-two): off unless switched on; when on, a lexicon verdict of risk on a text
+the stage is sure about becomes concern, keeps the lexicon's signals for counselors, and
+still adds up over a session. A danger is never lowered, however sure the stage is (since
+session twenty-nine: on real published writing the stage was sure of explicit suicide
+intent, bench/real_text/). Real disclosures are never lowered.
 
 The tests that load the stage need the built encoder (`make model`, which `make test` runs).
 """
@@ -53,9 +55,8 @@ def test_the_examples_are_lexicon_alarms() -> None:
     assert scan(NECK).severity is Severity.DANGER and scan(KNIFE).severity is Severity.DANGER
 
 
-@pytest.mark.parametrize("text", [TOASTER, ROOK])
-def test_a_sure_stage_lowers_a_lexicon_alarm_to_concern_keeping_its_signals(text: str) -> None:
-    first = scan(text)
+def test_a_sure_stage_lowers_a_lexicon_risk_to_concern_keeping_its_signals() -> None:
+    first = scan(ROOK)
     lowered = lower(first, CLEAR)
     assert lowered.severity is Severity.CONCERN and not lowered.is_disclosure
     assert lowered.categories == first.categories  # counselors still see what the lexicon found
@@ -66,9 +67,17 @@ def test_a_sure_stage_lowers_a_lexicon_alarm_to_concern_keeping_its_signals(text
     assert lowered.policy_version == first.policy_version
 
 
+def test_a_lexicon_danger_is_never_lowered_however_sure_the_stage_is() -> None:
+    """The figure of speech the lexicon takes for a danger keeps its danger: the pause,
+    the emergency number first."""
+    for text in (TOASTER, NECK, KNIFE):
+        first = scan(text)
+        assert lower(first, CLEAR) is first
+        assert not needs_full_score(first, lowers=True)  # nothing to score it for
+
+
 def test_a_lowered_verdict_remembers_the_severity_it_was_lowered_from() -> None:
     """The coach holds a lowered message and offers the resources of this severity."""
-    assert lowered_from(lower(scan(TOASTER), CLEAR)) is Severity.DANGER
     assert lowered_from(lower(scan(ROOK), CLEAR)) is Severity.RISK
     assert lowered_from(scan(TOASTER)) is None and lowered_from(scan(ROOK)) is None
     concern = scan("I feel like I'm walking on eggshells around him lately.")
@@ -76,7 +85,7 @@ def test_a_lowered_verdict_remembers_the_severity_it_was_lowered_from() -> None:
 
 
 def test_nothing_is_lowered_without_a_sure_answer() -> None:
-    first = scan(TOASTER)
+    first = scan(ROOK)
     for answer in (None, Classification(Severity.NONE), Classification(Severity.RISK)):
         assert lower(first, answer) is first
     calm = scan("I'd love a quiet night in with you this Friday, just us two.")
@@ -90,19 +99,21 @@ def test_a_sure_answer_never_raises_and_a_model_cannot_claim_to_be_sure() -> Non
     assert parsed == Classification(Severity.NONE) and not parsed.clear
 
 
-def test_the_stage_is_asked_about_a_lexicon_danger_only_when_it_may_lower() -> None:
-    danger = scan(TOASTER)
-    assert not stage_applies(danger, "learned")
-    assert stage_applies(danger, "learned", lowers=True)
+def test_the_stage_is_never_asked_about_a_lexicon_danger() -> None:
+    """It can neither raise nor lower one; a risk it is asked about either way (its danger
+    head may raise it)."""
+    danger, risk = scan(TOASTER), scan(ROOK)
+    assert not stage_applies(danger, "learned") and not stage_applies(danger, "learned", lowers=True)
     assert not stage_applies(danger, "classifier", lowers=True)
+    assert stage_applies(risk, "learned") and stage_applies(risk, "learned", lowers=True)
 
 
 def test_lowered_turns_still_add_up_to_risk_over_a_session() -> None:
-    """Three alarming figures of speech from one partner come back as a risk."""
+    """Alarming figures of speech from one partner come back as a risk."""
     state = None
     severities = []
     for _ in range(3):
-        state, verdict = accumulate(state, "p1", lower(scan(TOASTER), CLEAR))
+        state, verdict = accumulate(state, "p1", lower(scan(ROOK), CLEAR))
         severities.append(verdict.severity)
     assert severities == [Severity.CONCERN, Severity.CONCERN, Severity.RISK]
 
@@ -151,13 +162,13 @@ def test_the_lowering_point_is_round_twenty_two_s_one_percent_point(lowering_sta
     assert lowering_stage.version != default.version  # the stamp says lowering could apply
 
 
-@pytest.mark.parametrize("text", [TOASTER, ROOK])
-def test_the_served_encoder_is_sure_about_the_figures_of_speech(
-    lowering_stage: LearnedStage, text: str
-) -> None:
-    answer = lowering_stage.classify(text, full=needs_full_score(scan(text), lowers=True))  # as the coach
+def test_the_served_encoder_is_sure_about_the_figure_of_speech(lowering_stage: LearnedStage) -> None:
+    answer = lowering_stage.classify(ROOK, full=needs_full_score(scan(ROOK), lowers=True))  # as the coach
     assert answer.clear
-    assert lower(scan(text), answer).severity is Severity.CONCERN
+    assert lower(scan(ROOK), answer).severity is Severity.CONCERN
+    # sure of the danger figure of speech too, and it stays a danger all the same
+    assert lowering_stage.classify(TOASTER, full=True).clear
+    assert lower(scan(TOASTER), lowering_stage.classify(TOASTER, full=True)).severity is Severity.DANGER
 
 
 @pytest.mark.parametrize("text", [NECK, KNIFE])
