@@ -6,12 +6,13 @@ kept on this machine only (README.md says why and how they were gathered).
 DIR (default ``$REAL_TEXT_DIR`` or ``/work/realposts``) holds ``*.jsonl`` files of
 ``{"text", "expected", "categories", "url", "kind", "topic", "uncertain"}``. Each case
 is scanned as ``coach safety eval FILE --learned --lowers`` scans it (the lexicon, then
-the learned stage raising and lowering as served) and by the lexicon alone. Cases marked
+the learned stage raising and lowering as served), as ``--learned`` alone scans it
+(raising only) and by the lexicon alone. Cases marked
 ``uncertain`` by their labeller are scanned and recorded but left out of the figures.
 
 RESULT (default ``bench/real_text/results.json``) holds the figures per file and pooled,
 for both systems, and one row per case with its address, the sha256 of its text, its
-length, labels and both verdicts - never the text itself.
+length, labels and the three verdicts - never the text itself.
 
 Each case falls in one of two halves by its text's sha256 (even: ``read``, odd:
 ``sealed``). ``--misses`` prints the texts the served system got wrong in the ``read``
@@ -37,7 +38,9 @@ from safety.evaluation import learned_classifications, with_second_stage  # noqa
 from safety.learned import DEFAULT_MODEL_DIR, LearnedStage  # noqa: E402
 from safety.severity import Severity  # noqa: E402
 
-SYSTEMS = ("lexicon", "served")
+#: the lexicon alone; with the learned stage raising only (lowering off,
+#: ``COACH_SAFETY_LEARNED_LOWERS=false``); and as served (raising and lowering)
+SYSTEMS = ("lexicon", "raise_only", "served")
 
 
 def figures(rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
@@ -62,17 +65,24 @@ def figures(rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
     )
 
 
-def measure(paths: list[Path], stage: LearnedStage) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def measure(
+    paths: list[Path], stage: LearnedStage, raising_stage: LearnedStage
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every case's verdicts; ``stage`` is loaded with lowering, ``raising_stage`` without."""
     rows: list[dict[str, Any]] = []
     texts: dict[str, str] = {}
     for path in paths:
         cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         answers = learned_classifications(stage, (c["text"] for c in cases), lowers=True)
+        raising = learned_classifications(raising_stage, (c["text"] for c in cases), lowers=False)
         for case in cases:
             text = case["text"]
             verdict = scan(text)
             served = with_second_stage(verdict, text, answers, source="learned", lowers=True)
+            raised = with_second_stage(verdict, text, raising, source="learned", lowers=False)
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            if digest in texts:  # the same passage gathered twice (two files): counted once
+                continue
             half = "sealed" if int(digest, 16) % 2 else "read"
             texts[digest] = text
             rows.append(
@@ -88,6 +98,7 @@ def measure(paths: list[Path], stage: LearnedStage) -> tuple[list[dict[str, Any]
                     categories=case.get("categories", []),
                     uncertain=bool(case.get("uncertain", False)),
                     lexicon=verdict.severity.value,
+                    raise_only=raised.severity.value,
                     served=served.severity.value,
                 )
             )
@@ -102,7 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     paths = sorted(Path(args.dir).glob("*.jsonl"))
     stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True, early_exit=True)
-    rows, texts = measure(paths, stage)
+    raising_stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=False, early_exit=True)
+    rows, texts = measure(paths, stage, raising_stage)
     result: dict[str, Any] = {"system": f"lexicon {scan('').policy_version}, learned stage {stage.version}"}
     groups = {p.stem: [r for r in rows if r["file"] == p.stem] for p in paths}
     groups["pooled"] = rows
@@ -111,22 +123,17 @@ def main() -> None:
     result["figures"] = {name: {s: figures(g, s) for s in SYSTEMS} for name, g in groups.items()}
     result["cases"] = rows
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(
-        f"{'set':20} {'n':>4} {'pos':>4} {'dang':>4} {'neg':>4} | lexicon R / DR / FPR | served R / DR / FPR"
-    )
+    keys = ("recall_risk_or_danger", "recall_danger", "false_positive_rate")
+
+    def fmt(f: dict[str, Any]) -> str:
+        return " / ".join("  -  " if f[k] is None else f"{f[k]:.3f}" for k in keys)
+
+    head = " | ".join(f"{s:>10} R / DR / FPR" for s in SYSTEMS)
+    print(f"{'set':20} {'n':>4} {'pos':>4} {'dang':>4} {'neg':>4} | {head}")
     for name, by in result["figures"].items():
-        lex, srv = by["lexicon"], by["served"]
-
-        def fmt(f: dict[str, Any]) -> str:
-            return " / ".join(
-                "-" if f[k] is None else f"{f[k]:.3f}"
-                for k in ("recall_risk_or_danger", "recall_danger", "false_positive_rate")
-            )
-
-        print(
-            f"{name:20} {lex['cases']:>4} {lex['positives']:>4} {lex['dangers']:>4} {lex['negatives']:>4} | "
-            f"{fmt(lex)} | {fmt(srv)}"
-        )
+        lex = by["lexicon"]
+        counts = f"{lex['cases']:>4} {lex['positives']:>4} {lex['dangers']:>4} {lex['negatives']:>4}"
+        print(f"{name:20} {counts} | " + " | ".join(f"{fmt(by[s]):>23}" for s in SYSTEMS))
     if args.misses:
         for r in rows:
             wrong = (r["expected"] == "none") == (r["served"] in {"risk", "danger"})
