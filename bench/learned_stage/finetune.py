@@ -111,6 +111,17 @@ ADDED_IN = {
     38: {"holdout69", "holdout70", "everyday46", "everyday47", "negation4"},
     39: {"holdout71", "holdout72", "everyday48", "everyday49", "negation5"},
     40: {"holdout73", "holdout74", "everyday50", "everyday51", "negation6"},
+    41: {
+        "holdout75",
+        "holdout76",
+        "everyday52",
+        "everyday53",
+        "negation7",
+        "train_dec06_general_a",
+        "train_dec06_general_b",
+        "train_dec06_letters_a",
+        "train_dec06_letters_b",
+    },
 }
 #: Files not trained on, per round (``ROUND=`` in the environment; default 20). Round
 #: twenty: round fourteen's 45 training files, i.e. every case file but these, plus the
@@ -126,6 +137,11 @@ NOT_TRAINING = {
     **{str(r): {f for f in names if not f.startswith("train_")} for r, names in ADDED_IN.items()},
 }
 ROUND = os.environ.get("ROUND", "20")
+#: round forty-one: train on the files round BASE read and keep round BASE's held-out group
+#: (its ``dec{BASE}/settings.json``), adding only this round's training files (``train_``
+#: names in ``ADDED_IN[ROUND]``) to the training group, so that a candidate differs from
+#: round BASE's encoder by those files alone. Default: BASE = ROUND (every earlier round).
+BASE = os.environ.get("BASE", ROUND)
 #: how many of the published encoder's six layers the candidate keeps (``LAYERS=``; round
 #: twenty-two's second candidate keeps the first three)
 LAYERS = int(os.environ.get("LAYERS", "6"))
@@ -150,10 +166,27 @@ def repeated(stem: str) -> bool:
     return stem.startswith("negation")
 
 
+def added_training_files() -> set[str]:
+    """This round's own training files when it trains on round BASE's files (else none)."""
+    if BASE == ROUND:
+        return set()
+    return {f for f in ADDED_IN.get(int(ROUND), set()) if f.startswith("train_")}
+
+
 def training_files() -> list[Path]:
-    later = {f for r, names in ADDED_IN.items() if int(ROUND) >= 21 and r > int(ROUND) for f in names}
-    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in NOT_TRAINING[ROUND] | later)
+    later = {f for r, names in ADDED_IN.items() if int(BASE) >= 21 and r > int(BASE) for f in names}
+    skip = (NOT_TRAINING[BASE] | later) - added_training_files()
+    files = sorted(p for p in CASES.glob("*.jsonl") if p.stem not in skip)
     return [*files, SHARED_DEV]
+
+
+def held_out_group(rows: list[dict[str, Any]]) -> set[str]:
+    """The files whose texts set the thresholds: ``file_folds``' group 0, or with BASE
+    round BASE's own group (recorded in its settings)."""
+    if BASE == ROUND:
+        return set(file_folds(rows, 5)[0])
+    recorded = json.loads((HERE / f"dec{BASE}" / "settings.json").read_text(encoding="utf-8"))
+    return set(recorded["held_out_for_thresholds"])
 
 
 def windower() -> Encoder:
@@ -263,8 +296,7 @@ def train(out: Path, wheel: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     enc = windower()
     rows = load_rows(training_files(), enc)
-    groups = file_folds(rows, 5)
-    held = groups[0]
+    held = held_out_group(rows)
     fit_rows = [r for r in rows if r["file"] not in held]
     # round thirty-seven: the short negation sets are the only denials of their kind; each
     # in the training group is seen NEGATION_REPEAT times per epoch
@@ -290,6 +322,7 @@ def train(out: Path, wheel: Path) -> None:
     log = (out / "train_log.jsonl").open("w", encoding="utf-8")
     meta = dict(
         round=ROUND,
+        base=BASE,
         layers=LAYERS,
         files=sorted({r["file"] for r in rows}),
         held_out_for_thresholds=sorted(held),
