@@ -90,7 +90,7 @@ def concern_notice(catalog: Catalog, country: str) -> tuple[str, TemplateRef]:
 def held_message(catalog: Catalog, verdict: Verdict, country: str) -> HelpMessage:
     """The private check for a message the learned stage lowered (``help.held``): the
     verdict stays ``concern``, with the resources a disclosure at the lexicon's own
-    severity would get (emergency number first at ``danger``)."""
+    severity would get (``risk``: a danger is never lowered, :func:`safety.lower`)."""
     info = safety_info(
         verdict, country, author_of_harm=verdict.is_author_of_harm, resources_at=lowered_from(verdict)
     )
