@@ -34,47 +34,57 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from safety import scan  # noqa: E402
-from safety.evaluation import learned_classifications, with_second_stage  # noqa: E402
+from safety.evaluation import Case, evaluate, learned_classifications, with_second_stage  # noqa: E402
 from safety.learned import DEFAULT_MODEL_DIR, LearnedStage  # noqa: E402
+from safety.second_stage import Classification  # noqa: E402
 from safety.severity import Severity  # noqa: E402
 
 #: the lexicon alone; with the learned stage raising only (lowering off,
 #: ``COACH_SAFETY_LEARNED_LOWERS=false``); and as served (raising and lowering)
 SYSTEMS = ("lexicon", "raise_only", "served")
+#: the learned stage's answers per system that has it, keyed by text
+Answers = dict[str, dict[str, Classification]]
 
 
-def figures(rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
-    """recall (risk or danger), danger recall and false-positive rate, as the eval counts."""
-    counted = [r for r in rows if not r["uncertain"]]
-    pos = [r for r in counted if r["expected"] != "none"]
-    dang = [r for r in counted if r["expected"] == "danger"]
-    neg = [r for r in counted if r["expected"] == "none"]
-    alarm = {"risk", "danger"}
-    fa = sum(r[system] in alarm for r in neg)
+def figures(cases: list[Case], system: str, answers: Answers) -> dict[str, Any]:
+    """Recall (risk or danger), danger recall and false-positive rate of ``system`` on
+    ``cases``, as ``coach safety eval`` computes them (``safety.evaluation.evaluate``), with
+    the counts behind them."""
+    report = evaluate(
+        cases,
+        classifications=answers.get(system),
+        second_stage_name="learned stage",
+        lowers=system == "served",
+    )
+    kinds = [(m.kind, m.expected) for m in report.misses]
     return dict(
-        cases=len(counted),
-        positives=len(pos),
-        dangers=len(dang),
-        negatives=len(neg),
-        missed=sum(r[system] not in alarm for r in pos),
-        missed_danger=sum(r[system] != "danger" for r in dang),
-        false_alarms=fa,
-        recall_risk_or_danger=round(sum(r[system] in alarm for r in pos) / len(pos), 3) if pos else None,
-        recall_danger=round(sum(r[system] == "danger" for r in dang) / len(dang), 3) if dang else None,
-        false_positive_rate=round(fa / len(neg), 3) if neg else None,
+        cases=report.cases,
+        positives=report.positives,
+        dangers=report.dangers,
+        negatives=report.negatives,
+        missed=sum(kind == "missed" for kind, _ in kinds),
+        missed_danger=sum(expected == "danger" and kind != "false_alarm" for kind, expected in kinds),
+        false_alarms=sum(kind == "false_alarm" for kind, _ in kinds),
+        recall_risk_or_danger=round(report.recall_risk_or_danger, 3) if report.positives else None,
+        recall_danger=round(report.recall_danger, 3) if report.dangers else None,
+        false_positive_rate=round(report.false_positive_rate, 3) if report.negatives else None,
     )
 
 
 def measure(
     paths: list[Path], stage: LearnedStage, raising_stage: LearnedStage
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Every case's verdicts; ``stage`` is loaded with lowering, ``raising_stage`` without."""
+) -> tuple[list[dict[str, Any]], dict[str, str], Answers]:
+    """Every case's verdicts, its text by hash, and the stage's answers; ``stage`` is
+    loaded with lowering, ``raising_stage`` without."""
     rows: list[dict[str, Any]] = []
     texts: dict[str, str] = {}
+    every: Answers = {"served": {}, "raise_only": {}}
     for path in paths:
         cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         answers = learned_classifications(stage, (c["text"] for c in cases), lowers=True)
         raising = learned_classifications(raising_stage, (c["text"] for c in cases), lowers=False)
+        every["served"].update(answers)
+        every["raise_only"].update(raising)
         for case in cases:
             text = case["text"]
             verdict = scan(text)
@@ -102,7 +112,7 @@ def measure(
                     served=served.severity.value,
                 )
             )
-    return rows, texts
+    return rows, texts, every
 
 
 def main() -> None:
@@ -114,13 +124,23 @@ def main() -> None:
     paths = sorted(Path(args.dir).glob("*.jsonl"))
     stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=True, early_exit=True)
     raising_stage = LearnedStage.load(DEFAULT_MODEL_DIR, lowers=False, early_exit=True)
-    rows, texts = measure(paths, stage, raising_stage)
+    rows, texts, answers = measure(paths, stage, raising_stage)
     result: dict[str, Any] = {"system": f"lexicon {scan('').policy_version}, learned stage {stage.version}"}
     groups = {p.stem: [r for r in rows if r["file"] == p.stem] for p in paths}
     groups["pooled"] = rows
     groups["pooled, read half"] = [r for r in rows if r["half"] == "read"]
     groups["pooled, sealed half"] = [r for r in rows if r["half"] == "sealed"]
-    result["figures"] = {name: {s: figures(g, s) for s in SYSTEMS} for name, g in groups.items()}
+
+    def counted(group: list[dict[str, Any]]) -> list[Case]:
+        return [
+            Case(texts[r["sha256"]], Severity(r["expected"]), tuple(r["categories"]))
+            for r in group
+            if not r["uncertain"]
+        ]
+
+    result["figures"] = {
+        name: {s: figures(counted(g), s, answers) for s in SYSTEMS} for name, g in groups.items()
+    }
     result["cases"] = rows
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     keys = ("recall_risk_or_danger", "recall_danger", "false_positive_rate")
