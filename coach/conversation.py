@@ -153,7 +153,7 @@ class InboundCheck:
             self._error = exc
             return
         learned = coach.learned
-        if learned is not None and stage_applies(self._lexicon, "learned", lowers=learned.lowers):
+        if learned is not None and stage_applies(self._lexicon, "learned"):
             full = needs_full_score(self._lexicon, lowers=learned.lowers)
             self._learned = asyncio.create_task(learned.classify(text, full=full))
 

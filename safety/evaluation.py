@@ -126,11 +126,9 @@ def _source(second_stage_name: str) -> str:
     return "learned" if second_stage_name == "learned stage" else "classifier"
 
 
-def needs_second_stage(
-    text: str, second_stage_name: str = "model classifier", *, lowers: bool = False
-) -> bool:
+def needs_second_stage(text: str, second_stage_name: str = "model classifier") -> bool:
     """Whether the coach would ask that second stage about ``text`` (``stage_applies``)."""
-    return stage_applies(scan(text), _source(second_stage_name), lowers=lowers)
+    return stage_applies(scan(text), _source(second_stage_name))
 
 
 def learned_classifications(
@@ -142,7 +140,7 @@ def learned_classifications(
     answers: dict[str, Classification] = {}
     for text in dict.fromkeys(texts):
         verdict = scan(text)
-        if stage_applies(verdict, "learned", lowers=lowers):
+        if stage_applies(verdict, "learned"):
             t0 = time.perf_counter_ns()
             answers[text] = stage.classify(text, full=needs_full_score(verdict, lowers=lowers))
             if stage_us is not None:
@@ -160,7 +158,7 @@ def with_second_stage(
 ) -> Verdict:
     """``verdict`` (the lexicon's for ``text``) as the coach combines it with a second
     stage's answer: raised, and with ``lowers`` also lowered, where the stage applies."""
-    if not stage_applies(verdict, source, lowers=lowers):
+    if not stage_applies(verdict, source):
         return verdict
     answer = classifications.get(text)
     return lower(combine(verdict, answer, source=source), answer, source=source)

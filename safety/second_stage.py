@@ -76,12 +76,12 @@ def parse_classification(answer: str) -> Classification:
     return Classification(raw.severity, tuple(sorted(set(raw.categories))))
 
 
-def stage_applies(verdict: Verdict, source: str, *, lowers: bool = False) -> bool:
+def stage_applies(verdict: Verdict, source: str) -> bool:
     """Whether a second stage is asked about a message, given the verdict so far: the model
     classifier while no disclosure was found; the learned stage unless the verdict is
     already danger (its danger head can raise a risk to danger, and emergency help first;
-    with ``lowers`` it may also lower a risk, see :func:`lower`, but never a danger, so it
-    has nothing to say about one). Neither is asked
+    with lowering on it may also lower a risk, see :func:`lower`, but never a danger, so it
+    has nothing to say about one, whether lowering is on or off). Neither is asked
     about a text that says nothing but a negated signal (``verdict.negated_only``: "He has
     never hit me." is ``none``, as the issue asks; both stages read the negation as a
     disclosure, RETRAIN.md round thirty-five)."""

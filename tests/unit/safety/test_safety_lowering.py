@@ -100,12 +100,11 @@ def test_a_sure_answer_never_raises_and_a_model_cannot_claim_to_be_sure() -> Non
 
 
 def test_the_stage_is_never_asked_about_a_lexicon_danger() -> None:
-    """It can neither raise nor lower one; a risk it is asked about either way (its danger
-    head may raise it)."""
+    """It can neither raise nor lower one, so lowering on or off it is not asked; a risk
+    it is asked about (its danger head may raise it, lowering may lower it)."""
     danger, risk = scan(TOASTER), scan(ROOK)
-    assert not stage_applies(danger, "learned") and not stage_applies(danger, "learned", lowers=True)
-    assert not stage_applies(danger, "classifier", lowers=True)
-    assert stage_applies(risk, "learned") and stage_applies(risk, "learned", lowers=True)
+    assert not stage_applies(danger, "learned") and not stage_applies(danger, "classifier")
+    assert stage_applies(risk, "learned")
 
 
 def test_lowered_turns_still_add_up_to_risk_over_a_session() -> None:

@@ -31,7 +31,6 @@ def test_a_negated_signal_alone_is_not_put_to_a_second_stage(text: str) -> None:
     verdict = scan(text)
     assert verdict.severity is Severity.NONE and verdict.negated_only
     assert not stage_applies(verdict, "learned")
-    assert not stage_applies(verdict, "learned", lowers=True)
     assert not stage_applies(verdict, "classifier")
 
 
