@@ -131,6 +131,19 @@ class Negation:
     not_a_new_clause_after: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class GeneralTalk:
+    """When a whole message is general talk about abuse or suicide (an advice page, a
+    definition, a news or court report), not anybody's own account: at least
+    ``min_chars`` long, no word of ``writer_words`` anywhere, and one of ``markers``
+    (the phrases of such writing) somewhere in it."""
+
+    description: str
+    min_chars: int
+    writer_words: frozenset[str]
+    markers: tuple[CompiledPattern, ...]
+
+
 @dataclass(frozen=True)
 class Lexicon:
     """Everything the scanner needs, compiled."""
@@ -147,6 +160,7 @@ class Lexicon:
     reply_trigger_words: frozenset[str] = frozenset()
     trigger_map: TriggerMap = field(default_factory=dict)
     reply_trigger_map: TriggerMap = field(default_factory=dict)
+    general_talk: GeneralTalk | None = None
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Lexicon:
@@ -872,9 +886,14 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
         not_a_new_clause_after=frozenset(str(w) for w in neg.get("not_a_new_clause_after") or ()),
     )
 
+    general_talk = _general_talk(lex.get("general_talk"), classes)
+
     vocab: set[str] = set()
     for rule in (*signals, *reply_signals):
         vocab |= rule.triggers
+    if general_talk is not None:
+        for pat in general_talk.markers:
+            vocab |= pat.trigger
     for name in classes.spec:
         words = classes.first_words(name)
         if words:
@@ -893,4 +912,20 @@ def _build(raw: Mapping[str, bytes]) -> Lexicon:
         reply_trigger_map=rmap,
         trigger_words=frozenset(tmap),
         reply_trigger_words=frozenset(rmap),
+        general_talk=general_talk,
+    )
+
+
+def _general_talk(spec: Mapping[str, Any] | None, classes: _Classes) -> GeneralTalk | None:
+    if not spec:
+        return None
+    where = "general_talk"
+    writer = frozenset(str(w) for w in spec["writer_words"])
+    if not writer or any(not w.isalpha() for w in writer):
+        raise LexiconError(f"{where}: writer_words must be single words of letters")
+    return GeneralTalk(
+        description=str(spec.get("description", "")).strip(),
+        min_chars=int(spec["min_chars"]),
+        writer_words=writer,
+        markers=tuple(_compile_one(str(p), classes, where) for p in spec["markers"]),
     )

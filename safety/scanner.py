@@ -15,7 +15,10 @@ How a scan runs (linear in the length of the text):
    words outside their clauses, is ``negated_only`` (no second stage is asked about it);
 5. apply escalators (pregnancy, escalating violence, a gun at home) that raise
    ``risk`` to ``danger``;
-6. for replies (``ScanContext(source="reply")``), add the reply checks.
+6. a message that is general talk about abuse or suicide as a whole (the lexicon's
+   ``general_talk``: long, never about the writer, with the phrases of an advice page,
+   a definition or a news report) keeps its signals at ``concern`` at most;
+7. for replies (``ScanContext(source="reply")``), add the reply checks.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import re
 import msgspec
 
 from safety.context import Sentences, cancelled_by, clause_start, is_negated, satisfied, words_outside
-from safety.lexicon import CompiledPattern, Lexicon, SignalRule, TriggerMap, runnable
+from safety.lexicon import CompiledPattern, GeneralTalk, Lexicon, SignalRule, TriggerMap, runnable
 from safety.normalize import Normalized
 from safety.patterns import search_words
 from safety.severity import Severity
@@ -229,6 +232,9 @@ def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Ve
     negated_only = (
         not signals and bool(doc.negated) and words_outside(doc.text, doc.negated) < NOTHING_ELSE_WORDS
     )
+    general = ctx.source == "message" and lex.general_talk is not None and _general_talk(lex.general_talk, doc)
+    if general:
+        signals = [_at_most_concern(s) for s in signals]
     if ctx.source == "reply":
         carried = [
             Signal("reply.carries_signal", UNSAFE_REPLY, s.severity, s.start, s.end, s.text)
@@ -244,4 +250,21 @@ def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Ve
             lex.reply_trigger_words,
             after_disclosure=ctx.after_disclosure,
         )
-    return make_verdict(signals, lex.policy_version, negated_only=negated_only)
+    return make_verdict(signals, lex.policy_version, negated_only=negated_only, general_talk=general)
+
+
+def _general_talk(rule: GeneralTalk, doc: _Text) -> bool:
+    """Whether the whole text is general talk (:class:`safety.lexicon.GeneralTalk`): long
+    enough, no writer's word anywhere, and a marker somewhere (any sentence)."""
+    if len(doc.text) < rule.min_chars or not rule.writer_words.isdisjoint(doc.words):
+        return False
+    for pat in rule.markers:
+        if runnable(pat, doc.words) and _matches(pat, doc, [w for w in pat.trigger if w in doc.words]):
+            return True
+    return False
+
+
+def _at_most_concern(signal: Signal) -> Signal:
+    if signal.severity.rank <= Severity.CONCERN.rank:
+        return signal
+    return msgspec.structs.replace(signal, severity=Severity.CONCERN)

@@ -84,8 +84,11 @@ def stage_applies(verdict: Verdict, source: str) -> bool:
     has nothing to say about one, whether lowering is on or off). Neither is asked
     about a text that says nothing but a negated signal (``verdict.negated_only``: "He has
     never hit me." is ``none``, as the issue asks; both stages read the negation as a
-    disclosure, RETRAIN.md round thirty-five)."""
-    if verdict.negated_only:
+    disclosure, RETRAIN.md round thirty-five), nor about a message the lexicon read as
+    general talk about abuse or suicide as a whole (``verdict.general_talk``: an advice
+    page, a definition, a news report; on real writing the stage raised such pages,
+    ``bench/real_text``)."""
+    if verdict.negated_only or verdict.general_talk:
         return False
     if source == "learned":
         return verdict.severity is not Severity.DANGER

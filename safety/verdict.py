@@ -46,6 +46,10 @@ class Verdict(msgspec.Struct, frozen=True):
     #: the lexicon found signals only where a negation governs them and the text says
     #: nothing else ("He has never hit me."): ``none``, and no second stage is asked
     negated_only: bool = False
+    #: the whole message is general talk about abuse or suicide (an advice page, a
+    #: definition, a news report; ``general_talk`` in the lexicon), not the writer's own
+    #: account: its signals are kept at ``concern`` at most, and no second stage is asked
+    general_talk: bool = False
 
     @property
     def is_disclosure(self) -> bool:
@@ -78,7 +82,11 @@ class ScanContext(msgspec.Struct, frozen=True):
 
 
 def make_verdict(
-    signals: list[Signal] | tuple[Signal, ...], policy_version: str, *, negated_only: bool = False
+    signals: list[Signal] | tuple[Signal, ...],
+    policy_version: str,
+    *,
+    negated_only: bool = False,
+    general_talk: bool = False,
 ) -> Verdict:
     """Build a verdict from signals (ordered by position, duplicates removed)."""
     unique = sorted(set(signals), key=lambda s: (s.start, s.end, s.id, s.category, s.severity.rank))
@@ -87,4 +95,4 @@ def make_verdict(
         if sig.severity.rank > severity.rank:
             severity = sig.severity
     categories = tuple(sorted({s.category for s in unique if s.severity.rank > 0}))
-    return Verdict(severity, categories, tuple(unique), policy_version, negated_only)
+    return Verdict(severity, categories, tuple(unique), policy_version, negated_only, general_talk)
