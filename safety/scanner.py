@@ -232,7 +232,8 @@ def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Ve
     negated_only = (
         not signals and bool(doc.negated) and words_outside(doc.text, doc.negated) < NOTHING_ELSE_WORDS
     )
-    general = ctx.source == "message" and lex.general_talk is not None and _general_talk(lex.general_talk, doc)
+    rule = lex.general_talk
+    general = ctx.source == "message" and rule is not None and _general_talk(rule, doc)
     if general:
         signals = [_at_most_concern(s) for s in signals]
     if ctx.source == "reply":

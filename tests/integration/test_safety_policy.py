@@ -106,6 +106,37 @@ async def test_figures_of_speech_are_coached_normally(client: AsyncTestClient[An
     assert r.json()["session"]["status"] == "active"
 
 
+REPORT = (
+    "A man from Lowbridge was jailed for four years on Friday after he strangled his partner "
+    "in their kitchen and held a knife to her throat. The court heard that she passed out and "
+    "was found on the floor by a neighbour. Domestic abuse charities say strangulation is one "
+    "of the strongest warning signs that an abuser may one day kill."
+)
+
+
+async def test_a_pasted_news_report_is_coached_and_the_same_about_family_pauses(
+    client: AsyncTestClient[Any],
+) -> None:
+    """General talk about abuse is not a disclosure (lexicon ``general_talk``): a pasted
+    court report is coached as ``concern``; the same words about the writer's sister pause."""
+    c = await new_couple(client)
+    sid = await start(client, c, "state-of-the-union")
+    url = f"/v1/sessions/{sid}/messages"
+    r = await client.post(url, json={"text": f"Saw this today. {REPORT}"}, headers=c["a"])
+    assert r.status_code == 201
+    body = r.json()
+    assert body["reply"]["safety"]["severity"] == "concern"
+    assert body["reply"]["private"] is False and body["message"]["private"] is False
+    assert body["session"]["status"] == "active"
+
+    mine = REPORT.replace("A man from Lowbridge", "My sister's husband")
+    r = await client.post(url, json={"text": mine}, headers=c["a"])
+    body = r.json()
+    assert body["reply"]["safety"]["severity"] == "danger"
+    assert body["reply"]["private"] is True
+    assert body["session"]["status"] == "paused"
+
+
 async def test_an_unsafe_model_reply_is_replaced(make_app: AppFactory, redis_client: Any) -> None:
     unsafe = "Maybe you provoked him. Try to forgive him and stay, he hits you because he is stressed."
     with respx.mock(using="coach") as mock:
