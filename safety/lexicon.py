@@ -135,13 +135,15 @@ class Negation:
 class GeneralTalk:
     """When a whole message is general talk about abuse or suicide (an advice page, a
     definition, a news or court report), not anybody's own account: at least
-    ``min_chars`` long, no word of ``writer_words`` anywhere, and one of ``markers``
-    (the phrases of such writing) somewhere in it."""
+    ``min_chars`` long, no word of ``writer_words`` anywhere (outside double quotation
+    marks when ``quoted_speech_counts`` is false: a quoted threat is someone else's
+    words), and one of ``markers`` (the phrases of such writing) somewhere in it."""
 
     description: str
     min_chars: int
     writer_words: frozenset[str]
     markers: tuple[CompiledPattern, ...]
+    quoted_speech_counts: bool = True
 
 
 @dataclass(frozen=True)
@@ -928,4 +930,5 @@ def _general_talk(spec: Mapping[str, Any] | None, classes: _Classes) -> GeneralT
         min_chars=int(spec["min_chars"]),
         writer_words=writer,
         markers=tuple(_compile_one(str(p), classes, where) for p in spec["markers"]),
+        quoted_speech_counts=bool(spec.get("quoted_speech_counts", True)),
     )

@@ -35,6 +35,8 @@ from safety.severity import Severity
 from safety.verdict import UNSAFE_REPLY, ScanContext, Signal, Verdict, make_verdict
 
 _WORDS = re.compile(r"[a-z]+")
+#: a quotation on one line (the normaliser makes every double quote straight)
+_QUOTED = re.compile(r'"[^"\n]{0,400}"')
 _WINDOW = 300
 _DEFAULT = ScanContext()
 #: fewer words than this outside a text's negated clauses: it says nothing but the negation
@@ -256,9 +258,16 @@ def scan_with(lex: Lexicon, text: str, context: ScanContext | None = None) -> Ve
 
 def _general_talk(rule: GeneralTalk, doc: _Text) -> bool:
     """Whether the whole text is general talk (:class:`safety.lexicon.GeneralTalk`): long
-    enough, no writer's word anywhere, and a marker somewhere (any sentence)."""
-    if len(doc.text) < rule.min_chars or not rule.writer_words.isdisjoint(doc.words):
+    enough, no writer's word anywhere (or outside quotations, as the rule says), and a
+    marker somewhere (any sentence)."""
+    if len(doc.text) < rule.min_chars:
         return False
+    if not rule.writer_words.isdisjoint(doc.words):
+        if rule.quoted_speech_counts or '"' not in doc.text:
+            return False
+        unquoted = _QUOTED.sub(" ", doc.text)
+        if not rule.writer_words.isdisjoint(_WORDS.findall(unquoted)):
+            return False
     for pat in rule.markers:
         if runnable(pat, doc.words) and _matches(pat, doc, [w for w in pat.trigger if w in doc.words]):
             return True
