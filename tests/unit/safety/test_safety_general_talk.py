@@ -107,3 +107,26 @@ def test_without_the_section_nothing_is_general_talk(data_copy: Path) -> None:
     lex.write_text(text[: text.index("\ngeneral_talk:")] + "\n", encoding="utf-8")
     verdict = scan_with(Lexicon.load(data_copy), REPORT)
     assert not verdict.general_talk and verdict.severity is Severity.DANGER
+
+
+WHY_THEY_STAY = (
+    'Why do people stay? Fear comes first. Someone who hears "If you try to leave, I will kill '
+    'you" every week has good reason to believe it, and leaving is often the most dangerous '
+    "time. Money is next: an abuser may control every account. Children, shame, love and "
+    "immigration status follow. The most common reasons overlap, and survivors often name "
+    "several at once."
+)
+
+
+def test_quoted_speech_is_somebody_elses_words() -> None:
+    # the only "I" is inside quotation marks: an advice page quoting a threat
+    assert len(WHY_THEY_STAY) >= 300
+    verdict = scan(WHY_THEY_STAY)
+    assert verdict.general_talk and verdict.severity is Severity.CONCERN
+    assert any(s.category == "threats" for s in verdict.signals)
+
+
+def test_the_writer_outside_the_quotes_is_still_the_writer() -> None:
+    told = WHY_THEY_STAY.replace("Someone who hears", "My husband says")
+    verdict = scan(told)
+    assert not verdict.general_talk and verdict.severity is Severity.DANGER
