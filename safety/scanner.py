@@ -24,6 +24,7 @@ How a scan runs (linear in the length of the text):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import msgspec
 
@@ -212,13 +213,24 @@ def _escalate(lex: Lexicon, doc: _Text, signals: list[Signal]) -> list[Signal]:
 def _first_escalator_match(
     lex: Lexicon, patterns: tuple[CompiledPattern, ...], doc: _Text
 ) -> tuple[int, int] | None:
+    def not_negated(start: int, end: int) -> bool:
+        _, s0, s1 = doc.sentences.around(start)
+        return not is_negated(lex.negation, doc.text, s0, s1, start, end)
+
+    return _first_match(patterns, doc, not_negated)
+
+
+def _first_match(
+    patterns: tuple[CompiledPattern, ...], doc: _Text, keep: Callable[[int, int], bool] | None = None
+) -> tuple[int, int] | None:
+    """The first match of the first of ``patterns`` that has one (and that ``keep``
+    accepts, when given), searched as signals are: only where its words occur."""
     for pat in patterns:
         if not runnable(pat, doc.words):
             continue
         words = [w for w in pat.trigger if w in doc.words]
         for start, end in _matches(pat, doc, words):
-            _, s0, s1 = doc.sentences.around(start)
-            if not is_negated(lex.negation, doc.text, s0, s1, start, end):
+            if keep is None or keep(start, end):
                 return start, end
     return None
 
@@ -268,10 +280,7 @@ def _general_talk(rule: GeneralTalk, doc: _Text) -> bool:
         unquoted = _QUOTED.sub(" ", doc.text)
         if not rule.writer_words.isdisjoint(_WORDS.findall(unquoted)):
             return False
-    for pat in rule.markers:
-        if runnable(pat, doc.words) and _matches(pat, doc, [w for w in pat.trigger if w in doc.words]):
-            return True
-    return False
+    return _first_match(rule.markers, doc) is not None
 
 
 def _at_most_concern(signal: Signal) -> Signal:
