@@ -16,6 +16,7 @@ import pytest
 
 from safety import Severity, scan, stage_applies
 from safety.lexicon import Lexicon, LexiconError
+from safety.scanner import scan_with
 from safety.verdict import ScanContext
 
 REPORT = (
@@ -100,8 +101,6 @@ def test_writer_words_must_be_plain_words(data_copy: Path) -> None:
 
 
 def test_without_the_section_nothing_is_general_talk(data_copy: Path) -> None:
-    from safety.scanner import scan_with
-
     lex = data_copy / "lexicon.yaml"
     text = lex.read_text(encoding="utf-8")
     lex.write_text(text[: text.index("\ngeneral_talk:")] + "\n", encoding="utf-8")
